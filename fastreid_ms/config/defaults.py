@@ -126,6 +126,11 @@ _C.MODEL.PIXEL_MEAN = [0.485*255, 0.456*255, 0.406*255]
 # Values to be used for image normalization
 _C.MODEL.PIXEL_STD = [0.229*255, 0.224*255, 0.225*255]
 
+# Convolution implementation on CPU: "auto" (probe once per process and use the faster of the two), "matmul"
+# (im2col + matmul, immune to oneDNN's slow reference kernel on AVX-512 CPUs) or "native" (mindspore.ops.conv2d).
+# GPU and Ascend always use the native kernel.
+_C.MODEL.CPU_CONV = "auto"
+
 # -----------------------------------------------------------------------------
 # KNOWLEDGE DISTILLATION
 # -----------------------------------------------------------------------------
@@ -170,6 +175,9 @@ _C.INPUT.CJ.BRIGHTNESS = 0.15
 _C.INPUT.CJ.CONTRAST = 0.15
 _C.INPUT.CJ.SATURATION = 0.1
 _C.INPUT.CJ.HUE = 0.1
+# Reference quirk (ACL-DGReID data/transforms/build.py): the training pipeline applies ColorJitter with CJ.PROB and the
+# CJ.* strengths even when CJ.ENABLED is False. True reproduces the reference; False makes CJ.ENABLED decide.
+_C.INPUT.CJ.REFERENCE_ALWAYS_ON = True
 
 # Random Affine
 _C.INPUT.AFFINE = CN({"ENABLED": False})
@@ -215,6 +223,8 @@ _C.DATALOADER.NUM_WORKERS = 8
 
 # For set re-weight
 _C.DATALOADER.SET_WEIGHT = []
+# Skip images that cannot be read (one warning line each) instead of failing on them.
+_C.DATALOADER.SKIP_UNREADABLE_IMAGES = False
 
 # ---------------------------------------------------------------------------- #
 # Solver
@@ -270,6 +280,23 @@ _C.SOLVER.CHECKPOINT_PERIOD = 20
 
 # Number of images per batch across all machines.
 _C.SOLVER.IMS_PER_BATCH = 64
+
+# ACL-DGReID meta-learning schedule (engine/train_loop.py): off for ordinary FastReID configs.
+_C.SOLVER.META = CN({"ENABLED": False})
+# A meta step (meta-train on the other source domains, meta-test on a held-out one) every PERIOD iterations.
+_C.SOLVER.META.PERIOD = 3
+# Basic steps run at iteration 0 (the reference warms up with 10), one per iteration afterwards.
+_C.SOLVER.META.FIRST_ITER_BASIC_STEPS = 10
+# Inner step size of parameters whose name contains "adaptor" = meta lr x this factor.
+_C.SOLVER.META.ADAPTOR_STEP_FACTOR = 0.5
+# PyTorch 1.x zero_grad semantics (the reference ran PyTorch 1.6): a parameter that once had a gradient keeps a zero
+# gradient in later steps, so SGD still applies weight decay and momentum to it. False = PyTorch >= 2 semantics
+# (parameters without a gradient in a step are left untouched).
+_C.SOLVER.ZERO_GRAD_KEEPS_TENSORS = True
+# Emulate torch.nn.DataParallel over this many replicas on one device (the reference's 4-GPU run): every batch is cut
+# into this many contiguous chunks, BN statistics and losses are computed per chunk, losses are averaged, and running
+# statistics come from the first chunk only. 1 = one device, the reference code's single-GPU behaviour.
+_C.SOLVER.EMULATE_DP_REPLICAS = 1
 
 # Gradient clipping
 _C.SOLVER.CLIP_GRADIENTS = CN({"ENABLED": False})
