@@ -118,6 +118,15 @@ _C.MODEL.LOSSES.COSFACE.MARGIN = 0.25
 _C.MODEL.LOSSES.COSFACE.GAMMA = 128
 _C.MODEL.LOSSES.COSFACE.SCALE = 1.0
 
+# ACL-DGReID routing-path cluster losses (intraCluster / interCluster, modeling/losses/cluster_loss.py). Both False =
+# the reference's behaviour (REFERENCE.md section 9, item 6), which changes the numbers:
+# the domain centroid is the scalar mean of all elements of the domain's routing weights; True = per-dimension mean.
+_C.MODEL.LOSSES.CLUSTER = CN()
+_C.MODEL.LOSSES.CLUSTER.PER_DIMENSION_CENTROID = False
+# interCluster with fewer than two domains in the batch returns domain_ids.float().mean() (a gradient-free constant
+# equal to the domain id); True = return 0 instead.
+_C.MODEL.LOSSES.CLUSTER.ZERO_IF_SINGLE_DOMAIN = False
+
 # Path to a checkpoint file to be loaded to the model (fastreid_ms .ckpt or PyTorch FastReID .pth).
 _C.MODEL.WEIGHTS = ""
 
