@@ -4,7 +4,7 @@ from mindspore import Tensor, ops
 
 from .utils import label_array
 
-__all__ = ["centerLoss", "center_loss"]
+__all__ = ["centerLoss"]
 
 
 def centerLoss(distmat: Tensor, labels, *, clamp_masked_entries: bool = True) -> Tensor:
@@ -29,5 +29,3 @@ def centerLoss(distmat: Tensor, labels, *, clamp_masked_entries: bool = True) ->
         dist = dist * mask
     return dist.sum() / batch_size
 
-
-center_loss = centerLoss

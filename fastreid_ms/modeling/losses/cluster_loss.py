@@ -13,9 +13,9 @@ Only domain ids ``0 .. num_domains - 1`` (3 in the reference) are considered.
 import numpy as np
 from mindspore import Tensor, ops
 
-from .utils import l2_normalize, label_array
+from .utils import l2_norm, l2_normalize, label_array
 
-__all__ = ["intraCluster", "interCluster", "intra_cluster_loss", "inter_cluster_loss"]
+__all__ = ["intraCluster", "interCluster"]
 
 
 def _domain_blocks(feature: Tensor, domain_ids: np.ndarray, num_domains: int):
@@ -43,7 +43,7 @@ def intraCluster(feature: Tensor, domain_ids, margin: float = 0.1, *, per_dimens
                          f"(got ids {np.unique(domains).tolist()})")
     loss = 0
     for block in blocks:
-        dist = ops.norm(block - _centroid(block, per_dimension_centroid), 2, dim=1)
+        dist = l2_norm(block - _centroid(block, per_dimension_centroid), 1)
         loss = loss + ops.square(ops.relu(dist - margin)).mean()
     return loss / len(blocks)
 
@@ -62,7 +62,7 @@ def interCluster(feature: Tensor, domain_ids, margin: float = 0.3, *, per_dimens
         for j in range(i + 1, len(centroids)):
             count += 1
             diff = centroids[i] - centroids[j]
-            dist = ops.norm(diff.reshape(-1), 2, dim=0)
+            dist = l2_norm(diff.reshape(-1), 0)
             loss = loss + ops.square(ops.relu(margin - dist))
     if count:
         return loss / count
@@ -70,6 +70,3 @@ def interCluster(feature: Tensor, domain_ids, margin: float = 0.3, *, per_dimens
         return Tensor(0.0, feature.dtype)
     return Tensor(np.float32(domains.astype(np.float32).mean()), feature.dtype)
 
-
-intra_cluster_loss = intraCluster
-inter_cluster_loss = interCluster

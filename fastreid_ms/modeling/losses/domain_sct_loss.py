@@ -4,7 +4,7 @@ from mindspore import Tensor, ops
 
 from .utils import cosine_dist, cosine_sim, euclidean_dist, label_array, normalize
 
-__all__ = ["domain_SCT_loss", "domain_sct_loss"]
+__all__ = ["domain_SCT_loss"]
 
 _METRICS = ("euclidean", "cosine", "cosine_sim")
 
@@ -42,5 +42,3 @@ def domain_SCT_loss(embedding: Tensor, domain_labels, norm_feat: bool = True, me
             loss_all.append(cosine_sim(center_feat, feat).mean())
     return ops.stack(loss_all).mean()
 
-
-domain_sct_loss = domain_SCT_loss

@@ -7,7 +7,7 @@ from mindspore import Tensor, ops
 from .triplet_loss import margin_ranking_loss, ranking_or_soft_margin, weighted_example_mining
 from .utils import cosine_dist, euclidean_dist, label_array, normalize, same_label_mask
 
-__all__ = ["triplet_loss_Meta", "triplet_loss_meta", "meta_triplet_masks", "masked_hard_example_mining"]
+__all__ = ["triplet_loss_Meta", "meta_triplet_masks", "masked_hard_example_mining"]
 
 _STANDARD_FLAGS = ([1, 0, 0], [0, 1, 1])
 
@@ -106,5 +106,3 @@ def triplet_loss_Meta(embedding: Tensor, targets, margin: float, norm_feat: bool
         return margin_ranking_loss(dist_an, dist_ap, margin)
     return ranking_or_soft_margin(dist_ap, dist_an, margin)
 
-
-triplet_loss_meta = triplet_loss_Meta

@@ -17,7 +17,7 @@ import numpy as np
 from mindspore import Tensor, ops
 
 __all__ = ["label_array", "normalize", "l2_normalize", "euclidean_dist", "cosine_dist", "cosine_sim",
-           "same_label_mask", "log_softmax"]
+           "same_label_mask", "log_softmax", "l2_norm"]
 
 
 def label_array(labels: Any, name: str = "labels") -> np.ndarray:
@@ -39,14 +39,24 @@ def same_label_mask(labels: np.ndarray) -> np.ndarray:
     return labels[:, None] == labels[None, :]
 
 
+def l2_norm(x: Tensor, axis: int, keepdim: bool = False) -> Tensor:
+    """Euclidean norm along ``axis`` with torch's semantics: exact for tiny vectors and a zero gradient at 0.
+
+    ``mindspore.ops.norm`` is not used because in MindSpore 2.10 it silently returns ``max(||x||, 1e-12)`` (checked:
+    ``ops.norm([1e-13, 0]) == 1e-12``), which would change ``normalize`` for small vectors."""
+    sq = ops.square(x).sum(axis, keepdims=keepdim)
+    positive = sq > 0
+    return ops.where(positive, ops.sqrt(ops.where(positive, sq, ops.ones_like(sq))), ops.zeros_like(sq))
+
+
 def normalize(x: Tensor, axis: int = -1) -> Tensor:
     """Reference ``losses/utils.normalize``: ``x / (||x||_2 + 1e-12)`` along ``axis``."""
-    return 1.0 * x / (ops.norm(x, 2, dim=axis, keepdim=True) + 1e-12)
+    return 1.0 * x / (l2_norm(x, axis, keepdim=True) + 1e-12)
 
 
 def l2_normalize(x: Tensor, axis: int = 1, eps: float = 1e-12) -> Tensor:
     """``torch.nn.functional.normalize(x, 2, axis, eps)``: ``x / max(||x||_2, eps)`` along ``axis``."""
-    return x / ops.clamp(ops.norm(x, 2, dim=axis, keepdim=True), min=eps)
+    return x / ops.clamp(l2_norm(x, axis, keepdim=True), min=eps)
 
 
 def euclidean_dist(x: Tensor, y: Tensor) -> Tensor:
