@@ -13,7 +13,7 @@ from mindspore import Tensor
 
 from fastreid_ms.config import get_cfg
 from fastreid_ms.modeling.losses import (acl_cls_accuracy, acl_losses, acl_regularizers, centerLoss,
-                                         cross_entropy_loss, focal_loss, interCluster, intraCluster, l2_normalize,
+                                         cross_entropy_loss, domain_SCT_loss, focal_loss, interCluster, intraCluster, l2_normalize,
                                          log_accuracy, loss_kwargs_from_cfg, normalize, pairwise_circleloss,
                                          pairwise_cosface, reid_losses, triplet_loss, triplet_loss_Meta)
 
@@ -208,6 +208,36 @@ def test_triplet_meta_rejects_bad_arguments():
         triplet_loss_Meta(x, [0, 1], 0.0, False, True, "euclidean", "softplus")
     with pytest.raises(ValueError, match="pos_flag"):
         triplet_loss_Meta(x, [0, 1], 0.3, False, True, "euclidean", "logistic", [0, 0], [1, 0], [0, 1, 1])
+
+
+def test_triplet_norm_feat_uses_cosine_distance():
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((6, 4))
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    dist = 2 - 2 * np_l2n(x) @ np_l2n(x).T
+    same = labels[:, None] == labels[None, :]
+    ap = np.where(same, dist, -np.inf).max(1)
+    an = np.where(~same, dist, np.inf).min(1)
+    loss = triplet_loss(Tensor(x.astype(np.float32)), labels, 0.3, True, True)
+    assert rel_err(loss.asnumpy(), np.maximum(ap - an + 0.3, 0).mean()) < RTOL
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_domain_sct_other_metrics(metric):
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((6, 4))
+    domains = np.array([1, 0, 1, 0, 2, 2])
+    f = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+    terms = []
+    for d in (0, 1, 2):
+        feat = f[domains == d]
+        center = feat.mean(0, keepdims=True)
+        if metric == "euclidean":
+            terms.append(-np.sqrt(np.maximum(((center - feat) ** 2).sum(1), 1e-12)).mean())
+        else:
+            terms.append(-(2 - 2 * np_l2n(center) @ np_l2n(feat).T).mean())
+    loss = domain_SCT_loss(Tensor(x.astype(np.float32)), domains, True, metric)
+    assert rel_err(loss.asnumpy(), np.mean(terms)) < RTOL
 
 
 # ------------------------------------------------------------------------------------------ circle / cosface
