@@ -1,10 +1,298 @@
-"""Functional 2-D convolution used by every convolution of fastreid_ms models."""
-from mindspore import ops
+"""Functional 2-D convolution used by every convolution of fastreid_ms models, with a fast CPU path.
+
+``conv2d(x, weight, bias, stride, padding, dilation, groups)`` has PyTorch ``F.conv2d`` semantics and accepts a
+Parameter or any computed Tensor as ``weight`` (the meta-learning fast weight ``w - step * g``).
+
+Why two implementations: MindSpore 2.10 hands oneDNN plain NCHW tensors, and on AVX-512 CPUs oneDNN then runs its
+naive reference kernel for every convolution larger than 1x1 (100-300x slower than PyTorch; see
+MINDSPORE_NOTES.md section 0). On AVX2-only CPUs the same native kernel is fast. The "matmul" implementation
+avoids oneDNN's convolution entirely:
+
+* forward: ``ops.unfold`` (im2col) and one (grouped, batch-broadcast) matmul; 1x1 kernels skip im2col (a strided
+  1x1 conv slices the input first);
+* backward (custom ``bprop``): grad wrt weight is one batched matmul of the output gradient with the recomputed
+  columns (summed over the batch, or a single matmul over N*L when the output has more channels than positions);
+  grad wrt input is ``W^T @ dY`` followed by ``ops.fold`` (col2im), or a plain matmul for 1x1 kernels.
+
+Both match the native op to float32 rounding in forward and gradients (tests/test_conv.py).
+
+Which one runs is decided per call by :func:`conv_impl_for`: on GPU/Ascend always the native kernel; on CPU the
+process-wide mode set by :func:`set_cpu_conv_impl` (``MODEL.CPU_CONV``): "native", "matmul", or "auto" (default),
+which probes both implementations once per process on small representative convolutions (forward + backward, well
+under a second) and keeps the faster one, separately for 1x1 ("pointwise") and larger ("spatial") kernels.
+"""
+import logging
+import time
+from functools import lru_cache
+from typing import Dict, Optional, Tuple
+
+import mindspore
+import numpy as np
+from mindspore import Tensor, nn, ops
+
+__all__ = [
+    "conv2d",
+    "set_cpu_conv_impl",
+    "get_cpu_conv_impl",
+    "conv_impl_for",
+    "probe_cpu_conv_impl",
+    "CPU_CONV_MODES",
+]
+
+logger = logging.getLogger(__name__)
+
+CPU_CONV_MODES = ("auto", "matmul", "native")
+IMPLEMENTATIONS = ("native", "matmul")
+KERNEL_KINDS = ("pointwise", "spatial")
+
+# The auto probe: (input shape, weight shape, stride, padding) per kernel kind, and the time after which a single
+# native call counts as "clearly the slow reference kernel" (the probe then stops timing it).
+_PROBE_CASES = {
+    "spatial": ((2, 32, 32, 16), (32, 32, 3, 3), 1, 1),
+    "pointwise": ((2, 64, 32, 16), (64, 64, 1, 1), 1, 0),
+}
+_PROBE_REPEATS = 2
+_PROBE_SLOW_CALL_S = 0.25
+
+
+class _CpuConvPolicy:
+    """Process-wide CPU convolution choice: the configured mode and the cached auto-probe result."""
+
+    def __init__(self):
+        self.mode = "auto"
+        self.probed: Optional[Dict[str, str]] = None
+        self.probe_seconds: Optional[Dict[str, Dict[str, float]]] = None
+
+
+_POLICY = _CpuConvPolicy()
+
+
+def _check_mode(mode) -> str:
+    if not isinstance(mode, str) or mode.lower() not in CPU_CONV_MODES:
+        raise ValueError(f"MODEL.CPU_CONV={mode!r} is not a CPU convolution implementation; expected one of "
+                         f"{', '.join(CPU_CONV_MODES)}")
+    return mode.lower()
+
+
+def set_cpu_conv_impl(mode: str) -> None:
+    """Choose how convolutions run on CPU: "auto" (probe once and take the faster), "matmul" or "native".
+
+    Called by the engine with ``cfg.MODEL.CPU_CONV``. With "auto" the probe runs here (once per process) when the
+    current device is the CPU, so that it happens before any gradient is traced.
+    """
+    _POLICY.mode = _check_mode(mode)
+    if _POLICY.mode == "auto" and _device_target() == "CPU":
+        probe_cpu_conv_impl()
+
+
+def get_cpu_conv_impl() -> str:
+    """The configured CPU mode ("auto", "matmul" or "native")."""
+    return _POLICY.mode
+
+
+def conv_impl_for(device_target: str, mode: str, kernel_kind: str, probe=None) -> str:
+    """The implementation ("native" or "matmul") a convolution uses.
+
+    ``device_target`` is MindSpore's ("CPU", "GPU", "Ascend"); anything but CPU gives "native". ``kernel_kind`` is
+    "pointwise" (1x1) or "spatial". ``probe`` is a callable returning the auto-probe decision per kernel kind
+    (default: :func:`probe_cpu_conv_impl`); it is only called for mode "auto" on CPU.
+    """
+    mode = _check_mode(mode)
+    if kernel_kind not in KERNEL_KINDS:
+        raise ValueError(f"kernel_kind={kernel_kind!r}; expected one of {', '.join(KERNEL_KINDS)}")
+    if str(device_target).upper() != "CPU":
+        return "native"
+    if mode != "auto":
+        return mode
+    return (probe or probe_cpu_conv_impl)()[kernel_kind]
+
+
+def _device_target() -> str:
+    return mindspore.get_context("device_target")
+
+
+def _pair(value, what: str) -> Tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, np.integer)) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"conv2d: {what}={value!r}; expected an int or a pair of ints")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """PyTorch ``F.conv2d`` semantics (NCHW input, (out, in/groups, kh, kw) weight, symmetric integer padding)."""
-    y = ops.conv2d(x, weight, None, stride, "pad", padding, dilation, groups)
+    """PyTorch ``F.conv2d`` semantics: NCHW input, (out, in/groups, kh, kw) weight, symmetric integer padding
+    (an int or (pad_h, pad_w)); ``weight`` may be a Parameter or a computed Tensor."""
+    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"conv2d expects a 4-D input and a 4-D weight, got input shape {tuple(x.shape)} and weight "
+                         f"shape {tuple(weight.shape)}")
+    if x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
+        raise ValueError(f"conv2d: input shape {tuple(x.shape)} and weight shape {tuple(weight.shape)} do not fit "
+                         f"groups={groups} (need in_channels == weight.shape[1] * groups and out_channels % groups == 0)")
+    kernel_kind = "pointwise" if tuple(weight.shape[2:]) == (1, 1) else "spatial"
+    impl = conv_impl_for(_device_target(), _POLICY.mode, kernel_kind)
+    if impl == "native":
+        y = ops.conv2d(x, weight, None, stride, "pad", padding, dilation, groups)
+    else:
+        y = matmul_conv2d(x, weight, stride, padding, dilation, groups)
     if bias is not None:
         y = y + bias.reshape(1, -1, 1, 1)
     return y
+
+
+def matmul_conv2d(x, weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """The im2col + matmul convolution (no bias); ``stride``/``padding``/``dilation`` are (h, w) pairs."""
+    stride, padding, dilation = tuple(stride), tuple(padding), tuple(dilation)
+    if tuple(weight.shape[2:]) == (1, 1) and padding == (0, 0):
+        return _pointwise_cell(stride, groups)(x, weight)
+    return _im2col_cell(stride, padding, dilation, groups)(x, weight)
+
+
+class _PointwiseConv(nn.Cell):
+    """1x1 convolution without padding: ``W (g, O/g, C/g) @ x (N, g, C/g, H*W)`` on the (strided) input, with a
+    matmul backward; a strided conv scatters its input gradient back with ``ops.fold`` (MindSpore's own gradient of
+    a strided slice fails for odd sizes)."""
+
+    def __init__(self, stride, groups: int):
+        super().__init__()
+        self.stride, self.groups = stride, groups
+        self.matmul_nt = ops.BatchMatMul(transpose_b=True)
+
+    def _subsample(self, x):
+        if self.stride == (1, 1):
+            return x
+        return x[:, :, ::self.stride[0], ::self.stride[1]]
+
+    def construct(self, x, weight):
+        x = self._subsample(x)
+        n, c, h, w = x.shape
+        o, g = weight.shape[0], self.groups
+        y = ops.matmul(weight.reshape(g, o // g, c // g), x.reshape(n, g, c // g, h * w))
+        return y.reshape(n, o, h, w)
+
+    def bprop(self, x, weight, out, dout):
+        full_h, full_w = x.shape[2], x.shape[3]
+        x = self._subsample(x)
+        n, c, h, w = x.shape
+        o, g = weight.shape[0], self.groups
+        w3 = weight.reshape(g, o // g, c // g)
+        dy = dout.reshape(n, g, o // g, h * w)
+        dx = ops.matmul(w3.swapaxes(1, 2), dy)
+        if self.stride == (1, 1):
+            dx = dx.reshape(n, c, h, w)
+        else:
+            dx = ops.fold(dx.reshape(n, c, h * w), Tensor([full_h, full_w], mindspore.int32), (1, 1), (1, 1), (0, 0),
+                          self.stride)
+        dw = _weight_grad(dy, x.reshape(n, g, c // g, h * w), self.matmul_nt)
+        return dx, dw.reshape(weight.shape)
+
+
+class _Im2colConv(nn.Cell):
+    """General convolution as ``ops.unfold`` + grouped matmul, with a col2im (``ops.fold``) backward."""
+
+    def __init__(self, stride, padding, dilation, groups: int):
+        super().__init__()
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.matmul_nt = ops.BatchMatMul(transpose_b=True)
+
+    def _out_size(self, h, w, kh, kw):
+        oh = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
+        ow = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
+        return oh, ow
+
+    def _columns(self, x, kh, kw):
+        return ops.unfold(x, (kh, kw), self.dilation, self.padding, self.stride)
+
+    def construct(self, x, weight):
+        n, c, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        g = self.groups
+        oh, ow = self._out_size(h, w, kh, kw)
+        cols = self._columns(x, kh, kw)
+        if g == 1:
+            y = ops.matmul(weight.reshape(o, -1), cols)
+        else:
+            y = ops.matmul(weight.reshape(g, o // g, -1), cols.reshape(n, g, -1, oh * ow))
+        return y.reshape(n, o, oh, ow)
+
+    def bprop(self, x, weight, out, dout):
+        n, c, h, w = x.shape
+        o, _, kh, kw = weight.shape
+        g = self.groups
+        cols = self._columns(x, kh, kw)
+        positions = cols.shape[2]
+        w3 = weight.reshape(g, o // g, -1)
+        dy = dout.reshape(n, g, o // g, positions)
+        dcols = ops.matmul(w3.swapaxes(1, 2), dy).reshape(n, -1, positions)
+        dx = ops.fold(dcols, Tensor([h, w], mindspore.int32), (kh, kw), self.dilation, self.padding, self.stride)
+        dw = _weight_grad(dy, cols.reshape(n, g, -1, positions), self.matmul_nt)
+        return dx, dw.reshape(weight.shape)
+
+
+def _weight_grad(dy, cols, matmul_nt):
+    """``sum_n dy[n] @ cols[n]^T`` per group: dy (N, g, O/g, L), cols (N, g, K, L) -> (g, O/g, K).
+
+    With more output channels than positions the (N, g, O/g, K) per-sample products would dwarf the inputs, so
+    then both operands are laid out as (g, ., N*L) and one matmul contracts over batch and positions together.
+    """
+    n, g, og, positions = dy.shape
+    if og <= positions or n == 1:
+        return matmul_nt(dy, cols).sum(0)
+    dy_t = dy.transpose(1, 2, 0, 3).reshape(g, og, n * positions)
+    cols_t = cols.transpose(1, 2, 0, 3).reshape(g, cols.shape[2], n * positions)
+    return matmul_nt(dy_t, cols_t)
+
+
+@lru_cache(maxsize=None)
+def _pointwise_cell(stride, groups: int) -> _PointwiseConv:
+    return _PointwiseConv(stride, groups)
+
+
+@lru_cache(maxsize=None)
+def _im2col_cell(stride, padding, dilation, groups: int) -> _Im2colConv:
+    return _Im2colConv(stride, padding, dilation, groups)
+
+
+def _time_fwd_bwd(impl: str, x, weight, stride, padding) -> float:
+    """Seconds for one forward + backward (wrt input and weight) of the convolution with ``impl``."""
+    if impl == "native":
+        def loss(a, b):
+            return ops.conv2d(a, b, None, stride, "pad", padding, 1, 1).sum()
+    else:
+        def loss(a, b):
+            return matmul_conv2d(a, b, (stride, stride), (padding, padding), (1, 1), 1).sum()
+    grad_fn = mindspore.grad(loss, grad_position=(0, 1))
+    start = time.perf_counter()
+    grads = grad_fn(x, weight)
+    grads[0].asnumpy()
+    grads[1].asnumpy()
+    return time.perf_counter() - start
+
+
+def probe_cpu_conv_impl(refresh: bool = False) -> Dict[str, str]:
+    """Time native vs matmul (forward + backward) once per process on a small 3x3 and a small 1x1 convolution and
+    return ``{"pointwise": impl, "spatial": impl}`` with the faster implementation of each (ties go to native).
+
+    Each implementation runs once to warm up and then ``_PROBE_REPEATS`` times (best time kept); a native call
+    slower than ``_PROBE_SLOW_CALL_S`` stops its timing early (that is the reference kernel), so the whole probe stays
+    well under a second on either kind of CPU. The result is cached for the process; ``refresh=True`` re-measures.
+    """
+    if _POLICY.probed is not None and not refresh:
+        return dict(_POLICY.probed)
+    rng = np.random.default_rng(0)
+    decision, seconds = {}, {}
+    for kind, (x_shape, w_shape, stride, padding) in _PROBE_CASES.items():
+        x = Tensor(rng.standard_normal(x_shape).astype(np.float32))
+        weight = Tensor((rng.standard_normal(w_shape) * 0.1).astype(np.float32))
+        times = {impl: [] for impl in IMPLEMENTATIONS}
+        for _ in range(_PROBE_REPEATS + 1):          # the first round warms up; interleaved to share load spikes
+            for impl in IMPLEMENTATIONS:
+                if impl == "native" and times["native"] and times["native"][0] > _PROBE_SLOW_CALL_S:
+                    continue
+                times[impl].append(_time_fwd_bwd(impl, x, weight, stride, padding))
+        best = {impl: min(t[1:]) if len(t) > 1 else t[0] for impl, t in times.items()}
+        decision[kind] = "matmul" if best["matmul"] < best["native"] else "native"
+        seconds[kind] = best
+    _POLICY.probed, _POLICY.probe_seconds = decision, seconds
+    logger.info("CPU convolution probe (forward+backward seconds %s): using %s", seconds, decision)
+    return dict(decision)
