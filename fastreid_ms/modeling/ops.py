@@ -31,7 +31,7 @@ from mindspore.common.initializer import HeUniform, Normal, Uniform, initializer
 from fastreid_ms.layers.conv import conv2d
 
 __all__ = [
-    "MetaOpt", "opt_setting", "meta_step_sizes", "fast_param", "channel_scale", "global_avg_pool", "l2_normalize",
+    "MetaOpt", "opt_setting", "meta_step_sizes", "fast_param", "init_tensor", "channel_scale", "global_avg_pool", "l2_normalize",
     "MetaConv2d", "MetaLinear", "MetaBNNorm", "MetaINNorm", "MetaIBNNorm", "MetaGate", "MetaSELayer", "MetaParam",
     "HyperRouter", "MetaSequential",
 ]
@@ -149,15 +149,23 @@ def l2_normalize(x, axis=-1, eps=1e-12):
     return x / ops.clamp(norm, min=eps)
 
 
+def init_tensor(init, shape):
+    """``initializer(init, shape, float32)``; an empty Tensor when a dimension is 0 (e.g. a classifier built with
+    NUM_CLASSES 0 for evaluation), which MindSpore's initializer rejects."""
+    shape = tuple(int(d) for d in shape)
+    if 0 in shape:
+        return Tensor(np.zeros(shape, dtype=np.float32))
+    return initializer(init, shape, mstype.float32)
+
+
 def _torch_default_weight(shape, fan_in):
     """PyTorch's default Linear/Conv init: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    return initializer(HeUniform(negative_slope=math.sqrt(5)), shape, mstype.float32) if fan_in > 0 else \
-        initializer("zeros", shape, mstype.float32)
+    return init_tensor(HeUniform(negative_slope=math.sqrt(5)) if fan_in > 0 else "zeros", shape)
 
 
 def _torch_default_bias(size, fan_in):
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-    return initializer(Uniform(scale=bound), (size,), mstype.float32)
+    return init_tensor(Uniform(scale=bound), (size,))
 
 
 class MetaConv2d(nn.Cell):
@@ -220,12 +228,12 @@ class MetaBNNorm(nn.Cell):
         self.eps = eps
         self.momentum = momentum  # PyTorch convention: running = (1 - momentum) * running + momentum * batch
         self.bias_freeze = bias_freeze
-        self.weight = Parameter(initializer("ones", (num_features,), mstype.float32), name="weight")
-        self.bias = Parameter(initializer("zeros", (num_features,), mstype.float32), name="bias",
+        self.weight = Parameter(init_tensor("ones", (num_features,)), name="weight")
+        self.bias = Parameter(init_tensor("zeros", (num_features,)), name="bias",
                               requires_grad=not bias_freeze)
-        self.running_mean = Parameter(initializer("zeros", (num_features,), mstype.float32), name="running_mean",
+        self.running_mean = Parameter(init_tensor("zeros", (num_features,)), name="running_mean",
                                       requires_grad=False)
-        self.running_var = Parameter(initializer("ones", (num_features,), mstype.float32), name="running_var",
+        self.running_var = Parameter(init_tensor("ones", (num_features,)), name="running_var",
                                      requires_grad=False)
 
     def construct(self, x, opt=None):
@@ -258,8 +266,8 @@ class MetaINNorm(nn.Cell):
         super().__init__()
         self.num_features = num_features
         self.eps = eps
-        self.weight = Parameter(initializer("ones", (num_features,), mstype.float32), name="weight")
-        self.bias = Parameter(initializer("zeros", (num_features,), mstype.float32), name="bias")
+        self.weight = Parameter(init_tensor("ones", (num_features,)), name="weight")
+        self.bias = Parameter(init_tensor("zeros", (num_features,)), name="bias")
 
     def construct(self, x, opt=None):
         if x.shape[2] == 1:
@@ -296,7 +304,7 @@ class MetaGate(nn.Cell):
 
     def __init__(self, feat_dim):
         super().__init__()
-        self.gate = Parameter(initializer(Normal(sigma=0.1), (feat_dim,), mstype.float32), name="gate")
+        self.gate = Parameter(init_tensor(Normal(sigma=0.1), (feat_dim,)), name="gate")
 
     def construct(self, x1, x2, opt=None):
         g = ops.sigmoid(fast_param(self.gate, opt))
@@ -324,7 +332,7 @@ class MetaParam(nn.Cell):
 
     def __init__(self, feat_dim, num_classes):
         super().__init__()
-        self.centers = Parameter(initializer(Normal(sigma=0.01), (num_classes, feat_dim), mstype.float32),
+        self.centers = Parameter(init_tensor(Normal(sigma=0.01), (num_classes, feat_dim)),
                                  name="centers")
 
     def construct(self, x, opt=None):

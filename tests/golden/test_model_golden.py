@@ -6,10 +6,10 @@ import pytest
 import mindspore as ms
 from mindspore import Tensor
 
-from golden import Fixture, assert_close
+from golden import Fixture, assert_close, recipe_values, weights_spec
 from model_utils import check_model_grad, check_summaries, dr50_cfg, load_recipe
-from fastreid_ms.modeling.backbones import build_backbone
-from fastreid_ms.modeling.ops import opt_setting
+from fastreid_ms.modeling import build_backbone, build_model
+from fastreid_ms.modeling.ops import meta_step_sizes, opt_setting
 
 OUT_NAMES = ("x", "weights", "feat1", "feat2", "feat3", "feat4")
 
@@ -99,3 +99,141 @@ def test_backbone_basic_forward_updates_running_stats_once(backbone_fx, backbone
                     fx.tol("out/post"), "backbone basic")
     for n in fx.info["small_buffers"]:
         assert_close(params[n].asnumpy(), fx["basic_post_" + n], fx.tol("out/post"), f"basic_post_{n}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Baseline + MetaEmbeddingHead (model_baseline.npz)
+
+@pytest.fixture(scope="module")
+def baseline_fx():
+    return Fixture("model_baseline")
+
+
+@pytest.fixture(scope="module")
+def baseline(baseline_fx):
+    model = build_model(dr50_cfg(baseline_fx.info["num_classes"]))
+    return model
+
+
+def _fresh(model, fx, train):
+    load_recipe(model, "baseline", int(fx["seed_weights"]))
+    model.set_train(train)
+    return dict(model.parameters_and_names())
+
+
+def _batch(fx, prefix):
+    return {k: np.array(fx[f"{prefix}_{k}"]) for k in ("images", "targets", "camids", "domainids")}
+
+
+def _mtrain_batch(fx):
+    test_id = int(fx["meta_test_id"])
+    parts = [_batch(fx, f"dom{d}") for d in range(3) if d != test_id]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _loss_and_grads(model, batch, opt, names, params):
+    """One differentiated training forward: (loss dict, head outputs, {name: grad of the summed losses})."""
+    def objective():
+        losses, outputs = model(batch, opt, return_outputs=True)
+        return sum(losses.values()), (losses, outputs)
+
+    (total, (losses, outputs)), grads = ms.value_and_grad(objective, None, [params[n] for n in names],
+                                                           has_aux=True)()
+    return total, losses, outputs, {n: g.asnumpy() for n, g in zip(names, grads)}
+
+
+def _check_losses(fx, prefix, total, losses, keys):
+    assert list(losses) == list(keys), f"{prefix} loss keys {list(losses)} != reference {list(keys)}"
+    for k, v in losses.items():
+        assert_close(v.asnumpy(), fx[f"{prefix}_loss_{k}"], fx.tol("loss"), f"{prefix}_loss_{k}")
+    assert_close(total.asnumpy(), fx[f"{prefix}_loss_total"], fx.tol("loss"), f"{prefix}_loss_total")
+
+
+def _check_no_grad(fx, grads, present_key, no_grad_names):
+    names = fx.info["param_names"]
+    assert {n for n, p in zip(names, fx[present_key]) if not p} == set(no_grad_names)
+    for n in no_grad_names:
+        assert not np.any(grads[n]), f"{n} has no gradient in the reference but a non-zero one here"
+
+
+def test_baseline_eval_features(baseline_fx, baseline):
+    fx = baseline_fx
+    _fresh(baseline, fx, train=False)
+    batch = _batch(fx, "basic")
+    images_before = batch["images"].copy()
+    feats = baseline(batch)
+    assert_close(feats.asnumpy(), fx["eval_out_features"], fx.tol("out/post"), "eval_out_features")
+    np.testing.assert_array_equal(batch["images"], images_before, err_msg="Baseline modified the input images")
+
+
+def test_baseline_basic_step(baseline_fx, baseline):
+    """opt 'basic': loss dict, head outputs, parameter gradients and running statistics after ONE forward."""
+    fx = baseline_fx
+    params = _fresh(baseline, fx, train=True)
+    names = fx.info["param_names"]
+    assert sorted(n for n, p in params.items() if p.requires_grad) == sorted(names)
+    total, losses, outputs, grads = _loss_and_grads(baseline, _batch(fx, "basic"), opt_setting("basic"), names,
+                                                    params)
+    _check_losses(fx, "basic", total, losses, fx.info["basic_loss_keys"])
+    assert_close(outputs["paths"].asnumpy(), fx["basic_out_paths"], fx.tol("out/post"), "basic_out_paths")
+    for key in fx.keys("basic_out_head_"):
+        out = outputs[key[len("basic_out_head_"):]]
+        assert_close(out.asnumpy(), fx[key], fx.tol("out/post"), key)
+
+    _check_no_grad(fx, grads, "basic_pgrad_present", fx.info["basic_no_grad"])
+    check_summaries(fx, "basic_pgrad", names, [grads[n] for n in names], fx.tol("summary"), "baseline basic")
+    for key in fx.keys("basic_grad_p_"):
+        check_model_grad(grads[key[len("basic_grad_p_"):]], fx[key], fx, key)
+
+    buffer_names = [n for n, *_ in weights_spec()["baseline"]["state_dict"]
+                    if n.endswith(("running_mean", "running_var"))]
+    assert len(buffer_names) == len(fx["basic_post_buf_norm"])
+    check_summaries(fx, "basic_post_buf", buffer_names, [params[n].asnumpy() for n in buffer_names],
+                    fx.tol("out/post"), "baseline basic buffers")
+    for key in fx.keys("basic_post_"):
+        if not key.startswith("basic_post_buf_"):
+            assert_close(params[key[len("basic_post_"):]].asnumpy(), fx[key], fx.tol("out/post"), key)
+
+
+def test_baseline_meta_step(baseline_fx, baseline):
+    """mtrain forward + its gradient (the fast gradients), mtest forward on the fast weights, and the meta
+    gradient d(mtrain_total + mtest_total)/dparam; BN running statistics untouched throughout."""
+    fx = baseline_fx
+    values = recipe_values(weights_spec()["baseline"]["state_dict"], int(fx["seed_weights"]))
+    params = _fresh(baseline, fx, train=True)
+    names = fx.info["param_names"]
+
+    mtrain = _mtrain_batch(fx)
+    tr_total, tr_losses, tr_outputs, g_tr = _loss_and_grads(baseline, mtrain, opt_setting("mtrain"), names, params)
+    _check_losses(fx, "mtrain", tr_total, tr_losses, fx.info["mtrain_loss_keys"])
+    assert_close(tr_outputs["paths"].asnumpy(), fx["mtrain_out_paths"], fx.tol("out/post"), "mtrain_out_paths")
+    assert_close(tr_outputs["features"].asnumpy(), fx["mtrain_out_features"], fx.tol("out/post"),
+                 "mtrain_out_features")
+
+    # The inner (fast) gradients: the reference's opt['grad_params'] (None where the mtrain loss does not reach).
+    _check_no_grad(fx, g_tr, "mtest_gradparams_present", fx.info["grad_params_none"])
+    check_summaries(fx, "mtest_gradparams", names, [g_tr[n] for n in names], fx.tol("summary"), "mtrain grads")
+    for key in fx.keys("mtest_gradparam_"):
+        check_model_grad(g_tr[key[len("mtest_gradparam_"):]], fx[key], fx, key)
+
+    step_sizes = meta_step_sizes(names, float(fx["mtest_step_size"]))
+    reference_steps = fx.info["step_sizes"]
+    for n in names:
+        assert step_sizes[n] == pytest.approx(reference_steps[n.rsplit(".", 1)[0]], rel=1e-6), n
+    present = dict(zip(names, fx["mtest_gradparams_present"]))
+    fast_grads = {n: Tensor(g_tr[n]) for n in names if present[n]}
+    opt = opt_setting("mtest", fast_grads, step_sizes)
+
+    test_batch = _batch(fx, f"dom{int(fx['meta_test_id'])}")
+    te_total, te_losses, te_outputs, g_te = _loss_and_grads(baseline, test_batch, opt, names, params)
+    _check_losses(fx, "mtest", te_total, te_losses, fx.info["mtest_loss_keys"])
+    for key in ("paths", "features", "center_distmat"):
+        assert_close(te_outputs[key].asnumpy(), fx[f"mtest_out_{key}"], fx.tol("out/post"), f"mtest_out_{key}")
+
+    meta = {n: g_tr[n] + g_te[n] for n in names}
+    _check_no_grad(fx, meta, "meta_pgrad_present", fx.info["meta_no_grad"])
+    check_summaries(fx, "meta_pgrad", names, [meta[n] for n in names], fx.tol("summary"), "meta grads")
+    for name, value in values.items():
+        if value.dtype.kind == "f":
+            np.testing.assert_array_equal(params[name].asnumpy(), value,
+                                          err_msg=f"{name} changed during the mtrain/mtest forwards")

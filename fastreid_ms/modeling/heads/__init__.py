@@ -1,0 +1,3 @@
+"""Re-ID heads: the registry and every registered head (importing this package registers them)."""
+from .build import REID_HEADS_REGISTRY, build_heads  # noqa: F401
+from .meta_embedding_head import MetaEmbeddingHead  # noqa: F401
