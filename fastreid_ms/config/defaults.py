@@ -265,6 +265,10 @@ _C.SOLVER.WEIGHT_DECAY_NORM = 0.0005
 # The previous detection code used a 2x higher LR and 0 WD for bias.
 _C.SOLVER.BIAS_LR_FACTOR = 1.0
 _C.SOLVER.WEIGHT_DECAY_BIAS = _C.SOLVER.WEIGHT_DECAY
+# ACL-DGReID halves the lr of cells whose name contains "adaptor_sub", which never matches its DR50 cells
+# (adaptor1_sub ... adaptor4_sub): False keeps that reference behaviour (all lrs equal); True applies the x0.5 to
+# every adaptor{N}_sub cell as apparently intended.
+_C.SOLVER.FIX_ADAPTOR_SUB_LR = False
 
 # Multi-step learning rate options
 _C.SOLVER.SCHED = "MultiStepLR"
@@ -286,6 +290,9 @@ _C.SOLVER.WARMUP_METHOD = "linear"
 _C.SOLVER.FREEZE_ITERS = 0
 
 _C.SOLVER.CHECKPOINT_PERIOD = 20
+# ACL-DGReID also saves model_{epoch:04d} after EVERY epoch once epoch + 1 > this value (hard-coded 40 in the
+# reference); a negative value disables these extra checkpoints (FastReID's schedule).
+_C.SOLVER.SAVE_EVERY_EPOCH_AFTER = 40
 
 # Number of images per batch across all machines.
 _C.SOLVER.IMS_PER_BATCH = 64
