@@ -28,10 +28,13 @@ from typing import Dict, Optional, Tuple
 
 import mindspore
 import numpy as np
-from mindspore import Tensor, nn, ops
+from mindspore import Parameter, Tensor, nn, ops
+
+from .weight_init import torch_default_bias, torch_default_weight
 
 __all__ = [
     "conv2d",
+    "Conv2d",
     "set_cpu_conv_impl",
     "get_cpu_conv_impl",
     "conv_impl_for",
@@ -136,8 +139,35 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     else:
         y = matmul_conv2d(x, weight, stride, padding, dilation, groups)
     if bias is not None:
-        y = y + bias.reshape(1, -1, 1, 1)
+        y = ops.bias_add(y, bias)   # same-shape kernel; a broadcast add is ~10x slower on MindSpore CPU
     return y
+
+
+class Conv2d(nn.Cell):
+    """``nn.Conv2d`` with PyTorch's layout, defaults (``bias=True``) and initialisation, running :func:`conv2d`.
+
+    Parameters ``weight`` (out, in/groups, kh, kw) and ``bias`` (out) when ``bias=True``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: in_channels={in_channels} and out_channels={out_channels} must be divisible "
+                             f"by groups={groups}")
+        kh, kw = _pair(kernel_size, "kernel_size")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.weight = Parameter(torch_default_weight((out_channels, in_channels // groups, kh, kw)), name="weight")
+        fan_in = in_channels // groups * kh * kw
+        self.bias = Parameter(torch_default_bias(out_channels, fan_in), name="bias") if bias else None
+
+    def construct(self, x):
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extend_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
+                f"bias={self.bias is not None}")
 
 
 def matmul_conv2d(x, weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
