@@ -339,7 +339,7 @@ _C.TEST.FLIP = CN({"ENABLED": False})
 _C.TEST.USE_METRIC_CUHK03 = False
 # The query x gallery distances are computed and ranked in blocks of query rows of about this many MiB (float32),
 # so evaluation memory stays bounded (MSMT17's whole matrix would be 3.8 GB).
-_C.TEST.DIST_BLOCK_MB = 256
+_C.TEST.DIST_BLOCK_MB = 256.0
 
 # Average query expansion
 _C.TEST.AQE = CN({"ENABLED": False})
