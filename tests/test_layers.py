@@ -1,5 +1,10 @@
 """fastreid_ms.layers: margin softmaxes, pooling, norms (BN/IBN/GN/frozen/ghost), SE, non-local, weight init."""
 import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import mindspore
 import numpy as np
@@ -424,3 +429,70 @@ def test_weight_init_kaiming_and_classifier():
     net.apply(layers.weights_init_classifier)
     assert abs(net.fc.weight.asnumpy().std() / 0.001 - 1) < 0.02
     assert abs(net.conv.weight.asnumpy().std() / np.sqrt(2 / fan_out) - 1) < 0.02   # convs untouched
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SyncBatchNorm across 2 processes (msrun with 2 CPU workers running this file as the worker script)
+# ---------------------------------------------------------------------------------------------------------------
+
+SYNC_BATCH, SYNC_WORKERS = 8, 2
+
+
+def _sync_inputs():
+    x = np.random.default_rng(20).standard_normal((SYNC_BATCH, 3, 4, 2)).astype(np.float32) * 2 + 1
+    cot = np.random.default_rng(21).standard_normal(x.shape).astype(np.float32)
+    return x, cot
+
+
+def _bn_step(cell, x, cot):
+    """One training forward with gradients wrt input and affine params, then a second forward (2 running updates)."""
+    cell.set_train(True)
+    grad_x, grads = mindspore.grad(lambda t: (cell(t) * Tensor(cot)).sum(), grad_position=0,
+                                   weights=cell.trainable_params())(Tensor(x))
+    y = cell(Tensor(x)).asnumpy()
+    return {"y": y, "grad_x": grad_x.asnumpy(), "grad_weight": grads[0].asnumpy(), "grad_bias": grads[1].asnumpy(),
+            "running_mean": cell.running_mean.asnumpy(), "running_var": cell.running_var.asnumpy()}
+
+
+def _syncbn_worker(out_dir):
+    mindspore.set_device("CPU")
+    from mindspore.communication import get_rank, init
+    init()
+    rank = get_rank()
+    x, cot = _sync_inputs()
+    part = slice(rank * SYNC_BATCH // SYNC_WORKERS, (rank + 1) * SYNC_BATCH // SYNC_WORKERS)
+    result = _bn_step(layers.SyncBatchNorm(3, weight_init=1.3, bias_init=0.2), x[part], cot[part])
+    np.savez(f"{out_dir}/rank{rank}.npz", **result)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_syncbn_across_two_processes_equals_full_batch_bn(tmp_path):
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    cmd = [str(bin_dir / "msrun"), f"--worker_num={SYNC_WORKERS}", f"--local_worker_num={SYNC_WORKERS}",
+           f"--master_port={_free_port()}", f"--log_dir={tmp_path / 'logs'}", "--join=True", __file__, str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "logs").glob("*.log")))
+    assert proc.returncode == 0, f"msrun failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}\n{logs[-4000:]}"
+
+    x, cot = _sync_inputs()
+    full = _bn_step(layers.BatchNorm(3, weight_init=1.3, bias_init=0.2), x, cot)
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(SYNC_WORKERS)]
+    for key in ("y", "grad_x"):
+        np.testing.assert_allclose(np.concatenate([r[key] for r in ranks]), full[key], rtol=1e-5, atol=1e-5,
+                                   err_msg=key)
+    for key in ("grad_weight", "grad_bias"):   # each process holds the gradient of its own part of the loss
+        np.testing.assert_allclose(sum(r[key] for r in ranks), full[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    for key in ("running_mean", "running_var"):
+        for r in ranks:
+            np.testing.assert_allclose(r[key], full[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+if __name__ == "__main__":   # the msrun worker of the test above
+    _syncbn_worker(sys.argv[1])
