@@ -305,7 +305,7 @@ class Optimizer:
                         raise ValueError(f"{name}.load_state_dict: {k} of parameter {p.name!r} has shape "
                                          f"{tuple(v.shape)}, the parameter {tuple(p.shape)}")
                     buf = self._new_buffer(p, k)
-                    buf.set_data(Tensor(v.astype(_ms().dtype_to_nptype(p.dtype), copy=False)))
+                    buf.set_data(Tensor(v).astype(p.dtype))
                     st[k] = buf
                 else:
                     st[k] = v

@@ -1,6 +1,5 @@
 """EventStorage, CommonMetricPrinter and JSONWriter (fastreid_ms/utils/events.py)."""
 import json
-import logging
 import re
 
 import numpy as np
@@ -40,7 +39,7 @@ def test_flatten_results_dict():
         {"Market1501/Rank-1": 90.0, "Market1501/x/y": 1, "metric": 2}
 
 
-def test_common_metric_printer_format(caplog):
+def test_common_metric_printer_format(capture_logs):
     printer = CommonMetricPrinter(max_iter=100)
     with EventStorage(0) as storage:
         storage.epoch = 3
@@ -48,9 +47,9 @@ def test_common_metric_printer_format(caplog):
             storage.iter = it
             storage.put_scalars(total_loss=1.0 + it, loss_cls=0.5, time=0.25, data_time=0.01)
             storage.put_scalar("lr", 4e-4, smoothing_hint=False)
-        with caplog.at_level(logging.INFO, logger="fastreid_ms.utils.events"):
+        with capture_logs("fastreid_ms.utils.events") as records:
             printer.write()
-    line = caplog.records[-1].getMessage()
+    line = records[-1].getMessage()
     pattern = (r"^ eta: 0:00:24  epoch/iter: 3/3  total_loss: 2\.5  loss_cls: 0\.5  time: 0\.2500  "
                r"data_time: 0\.0100  lr: 4\.00e-04  max_mem: \d+M$")
     assert re.match(pattern, line), line
