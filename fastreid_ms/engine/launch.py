@@ -1,0 +1,83 @@
+"""Process launching (FastReID ``engine/launch.py``) with MindSpore's ``msrun``.
+
+One process per device. ``launch(main, 1)`` just calls ``main(*args)``. For several devices, MindSpore's launcher
+``msrun`` starts the workers: ``launch`` re-executes the current command line under ``msrun`` (one machine: all
+workers on it; several machines: run the same command on every machine with its ``--machine-rank``), and inside
+each worker - recognised by the ``MS_WORKER_NUM``/``MS_ROLE`` environment msrun sets - it calls
+``mindspore.communication.init()`` before ``main``. Equivalent manual launch::
+
+    msrun --worker_num=N --local_worker_num=N --master_addr=127.0.0.1 --master_port=8118 --log_dir=msrun_log \\
+          --join=True tools/train_net.py --config-file cfg.yml --num-gpus N
+"""
+import logging
+import os
+import subprocess
+import sys
+from typing import Callable, List, Optional, Sequence
+from urllib.parse import urlparse
+
+__all__ = ["launch", "launched_by_msrun", "build_msrun_command"]
+
+logger = logging.getLogger(__name__)
+
+
+def launched_by_msrun() -> bool:
+    """Whether this process is an msrun worker (msrun exports ``MS_WORKER_NUM`` and ``MS_ROLE=MS_WORKER``)."""
+    return "MS_WORKER_NUM" in os.environ and os.environ.get("MS_ROLE", "MS_WORKER") == "MS_WORKER"
+
+
+def _master_address(dist_url: Optional[str]):
+    if not dist_url:
+        return "127.0.0.1", 8118
+    parsed = urlparse(dist_url if "://" in dist_url else f"tcp://{dist_url}")
+    if not parsed.hostname or not parsed.port:
+        raise ValueError(f"--dist-url {dist_url!r}: expected tcp://HOST:PORT")
+    return parsed.hostname, parsed.port
+
+
+def build_msrun_command(argv: Sequence[str], num_gpus_per_machine: int, num_machines: int = 1,
+                        machine_rank: int = 0, dist_url: Optional[str] = None,
+                        log_dir: str = "msrun_log") -> List[str]:
+    """The ``msrun`` command that runs ``python argv...`` (``argv[0]`` = the script) as ``num_gpus_per_machine``
+    workers on this machine out of ``num_machines * num_gpus_per_machine`` in total. msrun starts the workers with
+    the ``python`` found on ``PATH``."""
+    host, port = _master_address(dist_url)
+    world = num_machines * num_gpus_per_machine
+    cmd = ["msrun", f"--worker_num={world}", f"--local_worker_num={num_gpus_per_machine}",
+           f"--master_addr={host}", f"--master_port={port}", f"--log_dir={log_dir}", "--join=True"]
+    if num_machines > 1:
+        cmd.append(f"--node_rank={machine_rank}")
+    return cmd + list(argv)
+
+
+def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
+           dist_url: Optional[str] = None, args=()):
+    """Run ``main_func(*args)`` on ``num_machines * num_gpus_per_machine`` processes.
+
+    In an msrun worker: initialise MindSpore communication, check the world size, run ``main_func``. Otherwise,
+    with one process in total: run ``main_func`` directly and return its result. With more: re-run this command
+    line (``sys.argv``) under msrun and wait; a failing worker raises ``RuntimeError``.
+    """
+    if num_gpus_per_machine < 1 or num_machines < 1:
+        raise ValueError(f"launch: need at least one process per machine and one machine, got "
+                         f"num_gpus_per_machine={num_gpus_per_machine}, num_machines={num_machines}")
+    world_size = num_machines * num_gpus_per_machine
+    if launched_by_msrun():
+        from mindspore.communication import get_group_size, init
+
+        init()
+        if get_group_size() != world_size:
+            raise RuntimeError(f"msrun started {get_group_size()} workers but --num-gpus x --num-machines = "
+                               f"{world_size}")
+        return main_func(*args)
+    if world_size == 1:
+        return main_func(*args)
+    cmd = build_msrun_command(sys.argv, num_gpus_per_machine, num_machines, machine_rank, dist_url)
+    # msrun and the workers' "python" must be this interpreter's
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    logger.info("Launching %d worker(s) on this machine: %s", num_gpus_per_machine, " ".join(cmd))
+    result = subprocess.run(cmd, check=False, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"msrun exited with code {result.returncode}; see the worker logs in msrun_log/")
+    return None

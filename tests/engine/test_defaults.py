@@ -1,0 +1,97 @@
+"""Command line, job setup and process launching (fastreid_ms/engine/defaults.py, launch.py)."""
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fastreid_ms.config import get_cfg
+from fastreid_ms.engine.defaults import collect_env_info, default_argument_parser, default_setup
+from fastreid_ms.engine.launch import build_msrun_command, launch
+
+launch_module = importlib.import_module("fastreid_ms.engine.launch")  # the package exports launch() itself
+
+
+def test_argument_parser_flags_and_opts():
+    args = default_argument_parser().parse_args(
+        ["--config-file", "configs/x.yml", "--resume", "--num-gpus", "2", "--machine-rank", "1",
+         "SOLVER.BASE_LR", "0.1", "MODEL.DEVICE", "cpu"])
+    assert args.config_file == "configs/x.yml" and args.resume and not args.eval_only
+    assert (args.num_gpus, args.num_machines, args.machine_rank) == (2, 1, 1)
+    assert args.opts == ["SOLVER.BASE_LR", "0.1", "MODEL.DEVICE", "cpu"]
+    assert default_argument_parser().parse_args(["--eval-only"]).eval_only
+
+
+def test_default_setup_writes_outputs_and_seeds(tmp_path):
+    cfg_file = tmp_path / "cfg.yml"
+    cfg_file.write_text("SOLVER:\n  BASE_LR: 0.02\n")
+    cfg = get_cfg()
+    cfg.merge_from_file(str(cfg_file))
+    cfg.OUTPUT_DIR = str(tmp_path / "out")
+    cfg.SEED = 123
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.CPU_CONV = "native"
+    args = default_argument_parser().parse_args(["--config-file", str(cfg_file)])
+    default_setup(cfg, args)
+    drawn = np.random.rand()
+    np.random.seed(123)
+    assert drawn == np.random.rand()
+    dumped = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    assert dumped["SOLVER"]["BASE_LR"] == 0.02 and dumped["SEED"] == 123
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert "Environment info" in log and "MindSpore" in log and "BASE_LR: 0.02" in log
+    info = collect_env_info()
+    for item in ("Python", "numpy", "MindSpore", "device target", "CPU"):
+        assert item in info
+
+
+def test_launch_single_process_runs_main_directly(monkeypatch):
+    monkeypatch.delenv("MS_WORKER_NUM", raising=False)
+    assert launch(lambda a, b: a + b, 1, args=(2, 3)) == 5
+    with pytest.raises(ValueError, match="at least one process"):
+        launch(lambda: None, 0)
+
+
+def test_launch_inside_msrun_worker_initialises_communication(monkeypatch):
+    import mindspore.communication as communication
+
+    calls = []
+    monkeypatch.setenv("MS_WORKER_NUM", "2")
+    monkeypatch.setenv("MS_ROLE", "MS_WORKER")
+    monkeypatch.setattr(communication, "init", lambda *a, **k: calls.append("init"))
+    monkeypatch.setattr(communication, "get_group_size", lambda *a, **k: 2)
+    assert launch(lambda: "ran", 2) == "ran" and calls == ["init"]
+    with pytest.raises(RuntimeError, match="msrun started 2 workers"):
+        launch(lambda: "ran", 4)
+
+
+def test_launch_several_processes_reexecutes_under_msrun(monkeypatch):
+    monkeypatch.delenv("MS_WORKER_NUM", raising=False)
+    seen = {}
+
+    def fake_run(cmd, check, env):
+        seen["cmd"], seen["env"] = cmd, env
+        return subprocess.CompletedProcess(cmd, seen.get("rc", 0))
+
+    monkeypatch.setattr(launch_module.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["tools/train_net.py", "--num-gpus", "2", "SOLVER.BASE_LR", "0.1"])
+    launch(lambda: None, 2, dist_url="tcp://10.0.0.1:9000")
+    assert seen["cmd"] == ["msrun", "--worker_num=2", "--local_worker_num=2", "--master_addr=10.0.0.1",
+                           "--master_port=9000", "--log_dir=msrun_log", "--join=True", "tools/train_net.py",
+                           "--num-gpus", "2", "SOLVER.BASE_LR", "0.1"]
+    assert seen["env"]["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    seen["rc"] = 1
+    with pytest.raises(RuntimeError, match="msrun exited with code 1"):
+        launch(lambda: None, 2)
+
+
+def test_build_msrun_command_multi_machine():
+    cmd = build_msrun_command(["train.py"], 4, num_machines=2, machine_rank=1, dist_url="192.168.1.2:7000")
+    assert cmd[:7] == ["msrun", "--worker_num=8", "--local_worker_num=4", "--master_addr=192.168.1.2",
+                       "--master_port=7000", "--log_dir=msrun_log", "--join=True"]
+    assert cmd[7:] == ["--node_rank=1", "train.py"]
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        build_msrun_command(["t.py"], 2, dist_url="tcp://nohost")
