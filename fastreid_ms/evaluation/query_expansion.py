@@ -1,7 +1,7 @@
 """Alpha-weighted query expansion (``fastreid/evaluation/query_expansion.py``, after PyRetri)."""
 import numpy as np
 
-from ..utils.compute_dist import DEFAULT_BLOCK_MB, normalize, rows_per_block
+from ..utils.compute_dist import DEFAULT_BLOCK_MB, MATMUL_TILE, matmul_rows, normalize, rows_per_block
 
 __all__ = ["aqe"]
 
@@ -26,12 +26,12 @@ def aqe(query_feat, gallery_feat, qe_times: int = 1, qe_k: int = 10, alpha: floa
     if qe_times < 0:
         raise ValueError(f"AQE qe_times must be >= 0, got {qe_times}")
     kth = range(1, qe_k + 1) if qe_k < n else range(1, n)
-    step = rows_per_block(n, block_mb, bytes_per_value=8)
+    step = max(MATMUL_TILE, rows_per_block(n, block_mb, bytes_per_value=8) // MATMUL_TILE * MATMUL_TILE)
     for _ in range(qe_times):
         norm_feat = normalize(all_feat)
         expanded = np.empty_like(all_feat)
         for s in range(0, n, step):
-            sims = norm_feat[s:s + step] @ norm_feat.T
+            sims = matmul_rows(norm_feat, norm_feat, s, min(s + step, n))
             top = np.argpartition(-sims, kth, axis=1)[:, :qe_k]
             weights = np.power(np.take_along_axis(sims, top, axis=1), alpha)
             expanded[s:s + step] = np.mean(all_feat[top] * weights[:, :, None], axis=1)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..utils.compute_dist import DEFAULT_BLOCK_MB, ArrayDistance, DistanceRows
 
-__all__ = ["evaluate_rank", "rank_queries", "RankResult", "query_has_match"]
+__all__ = ["evaluate_rank", "rank_queries", "RankResult", "query_has_match", "kept_ranking"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ class RankResult(NamedTuple):
 
     cmc: float32 (max_rank,) mean CMC over valid queries; all_AP / all_INP: float64, one per valid query in query
     order; valid: bool (num_query,) queries that have a true match; ap / inp: float64 (num_query,) with NaN for
-    skipped queries; topk: int64 (num_query, k) gallery indices of the k best kept items (-1 padded) when asked for;
-    roc_pos / roc_neg: sorted float32 distances of every kept match / non-match pair (all queries) when asked for.
+    skipped queries; roc_pos / roc_neg: sorted float32 distances of every kept match / non-match pair (all queries)
+    when asked for.
     """
     cmc: np.ndarray
     all_AP: np.ndarray
@@ -42,7 +42,6 @@ class RankResult(NamedTuple):
     valid: np.ndarray
     ap: np.ndarray
     inp: np.ndarray
-    topk: Optional[np.ndarray] = None
     roc_pos: Optional[np.ndarray] = None
     roc_neg: Optional[np.ndarray] = None
 
@@ -107,8 +106,9 @@ def _positions_by_counting(row: np.ndarray, same_pid: np.ndarray, good_sorted: n
     return before + np.arange(m)
 
 
-def _kept_ranking(row: np.ndarray, junk: np.ndarray):
-    """The reference's ranking of one row: ``np.argsort`` (quicksort), then same-pid-same-camera items removed."""
+def kept_ranking(row: np.ndarray, junk: np.ndarray) -> np.ndarray:
+    """The reference's ranking of one query's distance row: gallery indices by ``np.argsort`` (default quicksort),
+    with the ``junk`` indices (same pid and same camera as the query) removed."""
     order = np.argsort(row)
     return order[~np.isin(order, junk)]
 
@@ -116,10 +116,10 @@ def _kept_ranking(row: np.ndarray, junk: np.ndarray):
 class _Accumulator:
     """Per-query statistics, fed with consecutive blocks of distance rows."""
 
-    def __init__(self, q_pids, g_pids, q_camids, g_camids, max_rank, use_metric_cuhk03, seed, topk, collect_roc):
+    def __init__(self, q_pids, g_pids, q_camids, g_camids, max_rank, use_metric_cuhk03, seed, collect_roc):
         self.q_pids, self.g_pids, self.q_camids, self.g_camids = q_pids, g_pids, q_camids, g_camids
         nq, ng = q_pids.size, g_pids.size
-        self.max_rank, self.cuhk03, self.topk, self.collect_roc = max_rank, use_metric_cuhk03, topk, collect_roc
+        self.max_rank, self.cuhk03, self.collect_roc = max_rank, use_metric_cuhk03, collect_roc
         self.groups = _group_by_pid(g_pids)
         self.empty = np.zeros(0, dtype=np.int64)
         self.valid = np.zeros(nq, dtype=bool)
@@ -129,7 +129,6 @@ class _Accumulator:
         self.cmc_sum = np.zeros(max_rank, dtype=np.float32)
         if use_metric_cuhk03:
             self.choice = np.random.choice if seed is None else np.random.RandomState(seed).choice
-        self.top = np.full((nq, topk), -1, dtype=np.int64) if topk else None
         if collect_roc:
             same = np.array([self.groups.get(p, self.empty).size for p in q_pids.tolist()], dtype=np.int64)
             self.neg = np.empty(int(nq * ng - same.sum()), dtype=np.float32)
@@ -151,18 +150,16 @@ class _Accumulator:
             n = row.size - same.size
             self.neg[self.neg_fill:self.neg_fill + n] = row[keep]
             self.neg_fill += n
-        if self.top is not None:
-            self.top[qi] = self._top(row, junk)
         if good.size == 0:
             return
         if self.cuhk03:
-            kept = _kept_ranking(row, junk)
+            kept = kept_ranking(row, junk)
             positions = np.flatnonzero(self.g_pids[kept] == self.q_pids[qi])
             self._cuhk03_cmc(kept, positions)
         else:
             positions = _positions_by_counting(row, same, np.sort(row[good]))
             if positions is None:
-                positions = np.flatnonzero(np.isin(_kept_ranking(row, junk), good))
+                positions = np.flatnonzero(np.isin(kept_ranking(row, junk), good))
             if positions[0] < self.max_rank:
                 self.cmc_sum[positions[0]:] += 1
         m = positions.size
@@ -170,15 +167,6 @@ class _Accumulator:
         self.first[qi] = positions[0]
         self.ap[qi] = np.sum(np.arange(1, m + 1) / (positions + 1.0)) / m
         self.inp[qi] = m / (positions[-1] + 1.0)
-
-    def _top(self, row: np.ndarray, junk: np.ndarray) -> np.ndarray:
-        k = min(self.topk + junk.size, row.size)
-        cand = np.argpartition(row, k - 1)[:k] if k < row.size else np.arange(row.size)
-        cand = cand[np.lexsort((cand, row[cand]))]
-        cand = cand[~np.isin(cand, junk)][:self.topk]
-        out = np.full(self.topk, -1, dtype=np.int64)
-        out[:cand.size] = cand
-        return out
 
     def _cuhk03_cmc(self, kept: np.ndarray, positions: np.ndarray) -> None:
         """torchreid/FastReID ``eval_cuhk03``: 10 times, one randomly chosen kept image per gallery identity (in the
@@ -216,21 +204,19 @@ class _Accumulator:
             roc_neg = self.neg[:self.neg_fill]
             roc_neg.sort()
         return RankResult(cmc.astype(np.float32), self.ap[valid], self.inp[valid], valid, self.ap, self.inp,
-                          self.top, roc_pos, roc_neg)
+                          roc_pos, roc_neg)
 
 
 def rank_queries(distmat: Union[np.ndarray, DistanceRows], q_pids, g_pids, q_camids, g_camids, max_rank: int = 50,
-                 use_metric_cuhk03: bool = False, *, seed: Optional[int] = None, topk: int = 0,
-                 collect_roc: bool = False, block_mb: float = DEFAULT_BLOCK_MB,
+                 use_metric_cuhk03: bool = False, *, seed: Optional[int] = None, collect_roc: bool = False, block_mb: float = DEFAULT_BLOCK_MB,
                  block_rows: Optional[int] = None) -> RankResult:
     """Rank every query and return the full :class:`RankResult`.
 
     ``distmat`` is a (num_query, num_gallery) array or :class:`DistanceRows`; it is read ``block_rows`` query rows at
     a time (by default as many as fit in ``block_mb`` MiB). ``use_metric_cuhk03`` switches to the CUHK03 classic
     single-shot CMC (10 repeats of one random image per gallery identity, numpy's global RNG as the reference, or
-    ``np.random.RandomState(seed)``); AP and INP stay those of the full ranking. ``topk`` > 0 also records the
-    best ``topk`` kept gallery items of every query (for visualisation); ``collect_roc`` keeps every kept match /
-    non-match distance of every query for the ROC curve (needs ~4 bytes per query x gallery pair).
+    ``np.random.RandomState(seed)``); AP and INP stay those of the full ranking. ``collect_roc`` keeps every kept
+    match / non-match distance of every query for the ROC curve (needs ~4 bytes per query x gallery pair).
     """
     dist = distmat if isinstance(distmat, DistanceRows) else ArrayDistance(distmat)
     q_pids, g_pids = _labels(q_pids, "q_pids"), _labels(g_pids, "g_pids")
@@ -247,7 +233,7 @@ def rank_queries(distmat: Union[np.ndarray, DistanceRows], q_pids, g_pids, q_cam
     if num_g < max_rank:
         logger.info("Note: number of gallery samples is quite small, got %d", num_g)
         max_rank = num_g
-    acc = _Accumulator(q_pids, g_pids, q_camids, g_camids, max_rank, use_metric_cuhk03, seed, topk, collect_roc)
+    acc = _Accumulator(q_pids, g_pids, q_camids, g_camids, max_rank, use_metric_cuhk03, seed, collect_roc)
     for start, block in dist.blocks(block_mb, block_rows):
         if not np.all(np.isfinite(block)):
             bad = start + int(np.flatnonzero(~np.all(np.isfinite(block), axis=1))[0])

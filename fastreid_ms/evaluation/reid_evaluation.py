@@ -168,9 +168,9 @@ class ReidEvaluator(DatasetEvaluator):
     def evaluate(self):
         return self.evaluate_detailed()[0]
 
-    def evaluate_detailed(self, topk: int = 0):
-        """``(results, eval_data, rank_result)``; ``topk`` > 0 also records every query's best ``topk`` kept gallery
-        items in ``rank_result.topk`` (used by the visualisation tool). ``({}, None, None)`` on non-main processes."""
+    def evaluate_detailed(self):
+        """``(results, eval_data, rank_result)`` (the visualisation tool uses all three); ``({}, None, None)`` on
+        non-main processes."""
         data = self.eval_data()
         if data is None:
             return {}, None, None
@@ -179,7 +179,7 @@ class ReidEvaluator(DatasetEvaluator):
                     data.dist.shape[1])
         seed = int(self.cfg.SEED) if int(self.cfg.SEED) >= 0 else None
         rank = rank_queries(data.dist, data.q_pids, data.g_pids, data.q_camids, data.g_camids, _MAX_RANK,
-                            bool(test.USE_METRIC_CUHK03), seed=seed, topk=topk, collect_roc=bool(test.ROC.ENABLED),
+                            bool(test.USE_METRIC_CUHK03), seed=seed, collect_roc=bool(test.ROC.ENABLED),
                             block_mb=test.DIST_BLOCK_MB)
         return self.results_from_rank(rank), data, rank
 

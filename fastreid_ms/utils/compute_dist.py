@@ -26,13 +26,19 @@ __all__ = [
     "compute_jaccard_distance",
     "normalize",
     "rows_per_block",
+    "matmul_rows",
     "DEFAULT_BLOCK_MB",
+    "MATMUL_TILE",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Default size of one block of distance rows (float32 values), in MiB.
 DEFAULT_BLOCK_MB = 256
+#: Rows of one matmul tile. BLAS may sum a dot product differently for different numbers of rows (1-ulp
+#: differences), so rows are always multiplied in tiles at fixed positions: a row's distances then do not depend on
+#: how the matrix is cut into blocks.
+MATMUL_TILE = 64
 _METRICS = ("cosine", "euclidean", "jaccard")
 
 
@@ -50,6 +56,19 @@ def _as_features(x, what: str) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"{what} must be a 2-D (num_images, dim) feature matrix, got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def matmul_rows(a: np.ndarray, b: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``a[start:stop] @ b.T`` (float32), computed in tiles of ``MATMUL_TILE`` rows of ``a`` at multiples of
+    ``MATMUL_TILE``, so every row's values are the same whatever ``start`` and ``stop`` are."""
+    out = np.empty((stop - start, b.shape[0]), dtype=np.result_type(a, b))
+    for t in range((start // MATMUL_TILE) * MATMUL_TILE, stop, MATMUL_TILE):
+        lo, hi = max(t, start), min(t + MATMUL_TILE, stop)
+        if lo == t and hi == min(t + MATMUL_TILE, a.shape[0]):
+            np.matmul(a[t:hi], b.T, out=out[lo - start:hi - start])
+        else:
+            out[lo - start:hi - start] = (a[t:t + MATMUL_TILE] @ b.T)[lo - t:hi - t]
+    return out
 
 
 def normalize(features, eps: float = 1e-12) -> np.ndarray:
@@ -75,7 +94,9 @@ class DistanceRows:
         raise NotImplementedError
 
     def block_rows(self, block_mb: float = DEFAULT_BLOCK_MB) -> int:
-        return rows_per_block(self.shape[1], block_mb, self.bytes_per_value)
+        """Rows per block for ``block_mb`` MiB, a multiple of ``MATMUL_TILE`` when at least one tile fits."""
+        rows = rows_per_block(self.shape[1], block_mb, self.bytes_per_value)
+        return rows - rows % MATMUL_TILE if rows >= MATMUL_TILE else rows
 
     def blocks(self, block_mb: float = DEFAULT_BLOCK_MB, block_rows: Optional[int] = None
                ) -> Iterator[Tuple[int, np.ndarray]]:
@@ -131,7 +152,7 @@ class FeatureDistance(DistanceRows):
             self.bytes_per_value = 8
 
     def rows(self, start, stop):
-        prod = self._q[start:stop] @ self._g.T
+        prod = matmul_rows(self._q, self._g, start, stop)
         if self.metric == "cosine":
             return np.subtract(np.float32(1), prod, out=prod)
         out = self._qq[start:stop, None] + self._gg[None, :]
