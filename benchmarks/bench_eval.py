@@ -3,7 +3,8 @@
 Each case runs in its own subprocess (so its peak RSS is its own): synthetic float32 features (identity centres plus
 Gaussian noise, so that rankings look like a trained model's) are fed to ReidEvaluator batch by batch as
 inference_on_dataset would, then ``evaluate()`` is timed (cosine distances + CMC/mAP/mINP, the default config), as
-well as the distance computation alone. Peak RSS includes MindSpore's import (as in a real run) and the features. The last line of the output is one JSON object with all figures.
+well as the distance computation alone. Peak RSS includes MindSpore's import (as in a real run) and the features.
+The last line of the output is one JSON object with all figures.
 
     python benchmarks/bench_eval.py                 # both cases
     python benchmarks/bench_eval.py --cases market  # one case

@@ -14,6 +14,7 @@ from fastreid_ms.evaluation import (DatasetEvaluator, ReidEvaluator, aqe, evalua
                                     write_results_json)
 from fastreid_ms.evaluation import rank as rank_module
 from fastreid_ms.utils import comm
+from fastreid_ms.utils import compute_dist
 from fastreid_ms.utils.compute_dist import (FeatureDistance, JaccardDistance, build_dist, normalize,
                                             rows_per_block)
 
@@ -100,14 +101,15 @@ def test_rank_matches_reference_python(ties):
     np.testing.assert_allclose(inp, ref_inp, rtol=1e-12, atol=0)
 
 
-def test_many_matches_use_the_sorting_path(monkeypatch):
-    """Queries with more true matches than the counting threshold are ranked by sorting; same results."""
-    dist, qp, gp, qc, gc = random_problem(5, num_q=20, num_g=400, num_ids=3, ties=True)
-    counts = [int(((gp == p) & (gc != c)).sum()) for p, c in zip(qp, qc)]
-    assert max(counts) > rank_module._SORT_ABOVE_MATCHES
+@pytest.mark.parametrize("ties", [False, True])
+def test_sorting_and_counting_paths_agree(monkeypatch, ties):
+    """Match positions by sorting the candidates or by counting passes (chosen per query by a cost model) are the
+    same, many true matches per query included."""
+    dist, qp, gp, qc, gc = random_problem(5, num_q=20, num_g=400, num_ids=3, ties=ties)
+    assert min(int(((gp == p) & (gc != c)).sum()) for p, c in zip(qp, qc)) > 60
     ref = reference_market(dist, qp, gp, qc, gc, 50)
-    for threshold in (rank_module._SORT_ABOVE_MATCHES, 0, 10 ** 6):
-        monkeypatch.setattr(rank_module, "_SORT_ABOVE_MATCHES", threshold)
+    for sort_fixed in (5.0, -1e9, 1e9):  # as configured, always sort, always count
+        monkeypatch.setattr(rank_module, "_SORT_FIXED", sort_fixed)
         cmc, ap, inp = evaluate_rank(dist, qp, gp, qc, gc)
         np.testing.assert_array_equal(cmc, ref[0])
         np.testing.assert_allclose(ap, ref[1], rtol=1e-12, atol=0)
@@ -149,13 +151,18 @@ def test_evaluator_block_size_does_not_change_results():
     assert base == make_evaluator(*data, opts=["TEST.DIST_BLOCK_MB", 1e-4]).evaluate()
 
 
-def test_feature_distance_blocks_equal_full_matrix():
+@pytest.mark.parametrize("tile", [compute_dist.MATMUL_TILE, 8])
+def test_feature_distance_blocks_equal_full_matrix(monkeypatch, tile):
+    """Rows are multiplied in tiles at fixed positions: any cut into blocks gives bit-identical distances."""
+    monkeypatch.setattr(compute_dist, "MATMUL_TILE", tile)
     q, g = features_problem(2)[:2]
     for metric in ("cosine", "euclidean"):
         rows = FeatureDistance(q, g, metric)
         full = rows.full()
-        stacked = np.concatenate([b for _, b in rows.blocks(block_rows=4)])
-        np.testing.assert_array_equal(stacked, full)
+        for block_rows in (1, 3, 5, 30):
+            stacked = np.concatenate([b for _, b in rows.blocks(block_rows=block_rows)])
+            np.testing.assert_array_equal(stacked, full)
+        np.testing.assert_array_equal(rows.rows(9, 13), full[9:13])
     qn, gn = normalize(q), normalize(g)
     np.testing.assert_allclose(build_dist(q, g, "cosine"), 1 - qn @ gn.T, atol=1e-6)
     sq = ((q[:, None, :].astype(np.float64) - g[None, :, :]) ** 2).sum(-1)
@@ -452,6 +459,18 @@ def test_inference_on_dataset_mode_and_flip(initially_training, flip):
         if flip:
             expected = (expected + _expected_features(original[..., ::-1])) / 2
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_inference_logs_progress_with_eta(monkeypatch, caplog):
+    from fastreid_ms.evaluation import evaluator as evaluator_module
+
+    monkeypatch.setattr(evaluator_module, "_LOG_PERIOD_S", 0.0)
+    batches = [{"images": np.full((2, 3, 4, 5), 7.0, np.float32)} for _ in range(8)]
+    with caplog.at_level(logging.INFO):
+        inference_on_dataset(_make_model(), batches, _RecordingEvaluator())
+    progress = [r.getMessage() for r in caplog.records if "Inference done" in r.getMessage()]
+    assert progress and progress[-1].startswith("Inference done 8/8.") and "ETA=0:00:00" in progress[-1]
+    assert any("16 images in 8 batches" in r.getMessage() for r in caplog.records)
 
 
 def test_inference_restores_mode_when_the_model_fails():

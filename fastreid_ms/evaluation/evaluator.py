@@ -73,32 +73,28 @@ def inference_on_dataset(model, data_loader, evaluator: DatasetEvaluator, flip_t
     logger.info("Start inference on %s batches", total if total is not None else "an unknown number of")
     evaluator.reset()
     num_warmup = min(5, total - 1) if total else 5
-    start_time = time.perf_counter()
+    start_time = last_log = time.perf_counter()
     compute_time = 0.0
-    last_log = start_time
-    num_images = 0
-    idx = -1
+    num_batches = num_images = 0
     with inference_context(model):
         for idx, inputs in enumerate(data_loader):
             if idx == num_warmup:
-                start_time = time.perf_counter()
-                compute_time = 0.0
+                start_time, compute_time = time.perf_counter(), 0.0
             t0 = time.perf_counter()
             outputs = _features(model, inputs)
             if flip_test:
                 outputs = (outputs + _features(model, inputs, flip=True)) / np.float32(2)
             compute_time += time.perf_counter() - t0
             evaluator.process(inputs, outputs)
-            num_images += outputs.shape[0]
+            num_batches, num_images = idx + 1, num_images + outputs.shape[0]
             now = time.perf_counter()
-            timed = idx + 1 - num_warmup * int(idx >= num_warmup)
             if idx >= num_warmup and now - last_log >= _LOG_PERIOD_S:
                 last_log = now
-                per_batch = (now - start_time) / timed
-                eta = "unknown" if total is None else str(datetime.timedelta(seconds=int(per_batch * (total - idx - 1))))
+                timed = idx + 1 - num_warmup
+                eta = "unknown" if total is None else \
+                    str(datetime.timedelta(seconds=int((now - start_time) / timed * (total - idx - 1))))
                 logger.info("Inference done %d/%s. %.4f s / batch. ETA=%s", idx + 1, total, compute_time / timed, eta)
-    num_batches = idx + 1
-    timed = max(1, num_batches - num_warmup) if num_batches > num_warmup else max(1, num_batches)
+    timed = max(1, num_batches - num_warmup if num_batches > num_warmup else num_batches)
     total_time = time.perf_counter() - start_time
     logger.info("Total inference time: %s (%.6f s / batch), %d images in %d batches",
                 datetime.timedelta(seconds=int(total_time)), total_time / timed, num_images, num_batches)

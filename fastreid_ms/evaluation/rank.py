@@ -22,9 +22,10 @@ __all__ = ["evaluate_rank", "rank_queries", "RankResult", "query_has_match", "ke
 
 logger = logging.getLogger(__name__)
 
-#: Above this many true matches per query, match positions are found by sorting the candidates instead of one
-#: counting pass per match (both exact; sorting costs about as much as 50 counting passes).
-_SORT_ABOVE_MATCHES = 48
+#: Cost model (microseconds) choosing, per query, between sorting the candidates (about SORT_FIXED + SORT_PER_ITEM
+#: per candidate) and two counting passes per true match (about COUNT_FIXED + COUNT_PER_ITEM per candidate, per
+#: match). Both give exactly the same positions; only speed depends on it.
+_SORT_FIXED, _SORT_PER_ITEM, _COUNT_FIXED, _COUNT_PER_ITEM = 5.0, 0.05, 2.0, 0.001
 _CUHK03_REPEATS = 10
 
 
@@ -86,13 +87,16 @@ def query_has_match(q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
     return out
 
 
-def _positions_by_counting(row: np.ndarray, same_pid: np.ndarray, good_sorted: np.ndarray) -> Optional[np.ndarray]:
-    """0-based positions of the true matches in the kept ranking, or None if a non-match ties with a match."""
+def _match_positions(row: np.ndarray, same_pid: np.ndarray, good_sorted: np.ndarray) -> Optional[np.ndarray]:
+    """0-based positions of the true matches (``good_sorted``: their distances, ascending) in the kept ranking:
+    k + the number of non-matches closer than the k-th match, counted only among the items up to the farthest
+    match, by sorting them or by counting passes (whichever the cost model finds cheaper). None if a non-match has
+    exactly a match's distance (the caller then ranks the row with argsort, as the reference)."""
     below = row <= good_sorted[-1]
     below[same_pid] = False
     cand = row[below]
     m = good_sorted.size
-    if m > _SORT_ABOVE_MATCHES:
+    if _SORT_FIXED + _SORT_PER_ITEM * cand.size < m * (_COUNT_FIXED + _COUNT_PER_ITEM * cand.size):
         cand.sort()
         before = np.searchsorted(cand, good_sorted, side="left")
         if np.any(np.searchsorted(cand, good_sorted, side="right") != before):
@@ -123,7 +127,6 @@ class _Accumulator:
         self.groups = _group_by_pid(g_pids)
         self.empty = np.zeros(0, dtype=np.int64)
         self.valid = np.zeros(nq, dtype=bool)
-        self.first = np.full(nq, -1, dtype=np.int64)
         self.ap = np.full(nq, np.nan)
         self.inp = np.full(nq, np.nan)
         self.cmc_sum = np.zeros(max_rank, dtype=np.float32)
@@ -157,14 +160,13 @@ class _Accumulator:
             positions = np.flatnonzero(self.g_pids[kept] == self.q_pids[qi])
             self._cuhk03_cmc(kept, positions)
         else:
-            positions = _positions_by_counting(row, same, np.sort(row[good]))
+            positions = _match_positions(row, same, np.sort(row[good]))
             if positions is None:
                 positions = np.flatnonzero(np.isin(kept_ranking(row, junk), good))
             if positions[0] < self.max_rank:
                 self.cmc_sum[positions[0]:] += 1
         m = positions.size
         self.valid[qi] = True
-        self.first[qi] = positions[0]
         self.ap[qi] = np.sum(np.arange(1, m + 1) / (positions + 1.0)) / m
         self.inp[qi] = m / (positions[-1] + 1.0)
 
@@ -208,8 +210,8 @@ class _Accumulator:
 
 
 def rank_queries(distmat: Union[np.ndarray, DistanceRows], q_pids, g_pids, q_camids, g_camids, max_rank: int = 50,
-                 use_metric_cuhk03: bool = False, *, seed: Optional[int] = None, collect_roc: bool = False, block_mb: float = DEFAULT_BLOCK_MB,
-                 block_rows: Optional[int] = None) -> RankResult:
+                 use_metric_cuhk03: bool = False, *, seed: Optional[int] = None, collect_roc: bool = False,
+                 block_mb: float = DEFAULT_BLOCK_MB, block_rows: Optional[int] = None) -> RankResult:
     """Rank every query and return the full :class:`RankResult`.
 
     ``distmat`` is a (num_query, num_gallery) array or :class:`DistanceRows`; it is read ``block_rows`` query rows at

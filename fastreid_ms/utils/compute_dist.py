@@ -38,7 +38,7 @@ DEFAULT_BLOCK_MB = 256
 #: Rows of one matmul tile. BLAS may sum a dot product differently for different numbers of rows (1-ulp
 #: differences), so rows are always multiplied in tiles at fixed positions: a row's distances then do not depend on
 #: how the matrix is cut into blocks.
-MATMUL_TILE = 64
+MATMUL_TILE = 256
 _METRICS = ("cosine", "euclidean", "jaccard")
 
 
