@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "GradientClipper", "StickyGradMask", "grad_presence"]
 
+_ZERO_CACHE_MAX_ELEMENTS = 1 << 20
+
 
 def _ms():
     import mindspore
@@ -195,12 +197,16 @@ class Optimizer:
         return t
 
     def _zeros_like(self, p):
-        """A shared zero tensor of ``p``'s shape (read-only use by the fused kernels; never written)."""
+        """A zero tensor of ``p``'s shape for the fused kernels (which only read it): shared per shape for tensors
+        up to ``_ZERO_CACHE_MAX_ELEMENTS`` elements, allocated per call above (no resident copy of the large
+        classifier/center matrices)."""
+        from mindspore import ops
+
         key = (tuple(p.shape), p.dtype)
+        if p.size > _ZERO_CACHE_MAX_ELEMENTS:
+            return ops.zeros(key[0], key[1])
         z = self._zero_cache.get(key)
         if z is None:
-            from mindspore import ops
-
             z = ops.zeros(key[0], key[1])
             self._zero_cache[key] = z
         return z
@@ -322,9 +328,10 @@ class Optimizer:
 class SGD(Optimizer):
     """``torch.optim.SGD`` (dampening 0): coupled weight decay, momentum with first-step buffer = d_p, nesterov.
 
-    One ``ops.SGD`` kernel per parameter. Its ``stat`` input ("first step") is a shared zero tensor: a zero-filled
+    One ``ops.SGD`` kernel per parameter. Its ``stat`` input ("first step") is always a zero tensor: a zero-filled
     momentum buffer gives ``b = m * 0 + d = d`` on the first update, exactly PyTorch's initialisation. With momentum
-    0 the kernel does not touch the accumulator (checked in tests), so no buffer is allocated.
+    0 the kernel does not touch the accumulator (checked in tests), so no buffer is allocated. (Kernel semantics
+    verified on the CPU backend.)
     """
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):

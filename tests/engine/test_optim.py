@@ -5,7 +5,7 @@ from mindspore import Parameter, Tensor, nn, ops
 
 import mindspore
 from fastreid_ms.config import get_cfg
-from fastreid_ms.solver import SGD, Adam, AdamW, StickyGradMask, build_optimizer, grad_presence
+from fastreid_ms.solver import SGD, Adam, AdamW, StickyGradMask, build_optimizer, grad_presence, optim
 from fastreid_ms.solver.build import is_norm_cell
 
 
@@ -52,8 +52,12 @@ def _torch_adam(p, grads, lrs, wd, mask, decoupled, betas=(0.9, 0.999), eps=1e-8
     return p
 
 
-@pytest.mark.parametrize("momentum,nesterov", [(0.9, False), (0.9, True), (0.0, False)])
-def test_sgd_matches_torch_formula_with_lr_changes_and_masks(momentum, nesterov):
+@pytest.mark.parametrize("momentum,nesterov,zero_cache_limit", [(0.9, False, 1 << 20), (0.9, True, 1 << 20),
+                                                                 (0.0, False, 1 << 20), (0.9, False, 4),
+                                                                 (0.0, False, 4)])
+def test_sgd_matches_torch_formula_with_lr_changes_and_masks(momentum, nesterov, zero_cache_limit, monkeypatch):
+    # zero_cache_limit 4: the zero "stat"/accumulator tensors are allocated per step instead of cached
+    monkeypatch.setattr(optim, "_ZERO_CACHE_MAX_ELEMENTS", zero_cache_limit)
     rng = np.random.default_rng(0)
     shapes = [(3, 4), (5,), (2, 2, 3)]
     params = _params(rng, shapes)
