@@ -354,6 +354,10 @@ def test_inconsistent_inputs_are_rejected():
     cfg = get_cfg()
     with pytest.raises(ValueError, match=r"'viper'.*features of shape"):
         ReidEvaluator(cfg, 1, dataset_name="viper").process({"targets": qp[:3], "camids": qc[:3]}, q[:2])
+    ev = ReidEvaluator(cfg, 1, dataset_name="grid")
+    ev.process({"targets": qp[:2], "camids": qc[:2]}, q[:2])
+    with pytest.raises(ValueError, match=r"'grid'.*8-d features, earlier batches 16-d"):
+        ev.process({"targets": qp[:2], "camids": qc[:2]}, q[:2, :8])
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -84,14 +84,16 @@ class ReidEvaluator(DatasetEvaluator):
         self.summary = {}
 
     def process(self, inputs, outputs):
-        feats = np.asarray(outputs.asnumpy() if hasattr(outputs, "asnumpy") else outputs).astype(np.float32,
-                                                                                                   copy=False)
+        feats = np.array(outputs.asnumpy() if hasattr(outputs, "asnumpy") else outputs, dtype=np.float32)
         pids = np.asarray(inputs["targets"]).reshape(-1)
         camids = np.asarray(inputs["camids"]).reshape(-1)
         paths = inputs.get("img_paths")
         if feats.ndim != 2 or feats.shape[0] != pids.size or camids.size != pids.size:
             raise ValueError(f"{self._name}: a batch has features of shape {feats.shape}, {pids.size} targets and "
                              f"{camids.size} camids; expected (N, D) features with N targets and N camids")
+        if self._predictions and feats.shape[1] != self._predictions[0]["feats"].shape[1]:
+            raise ValueError(f"{self._name}: a batch has {feats.shape[1]}-d features, earlier batches "
+                             f"{self._predictions[0]['feats'].shape[1]}-d")
         finite = np.isfinite(feats).all(axis=1)
         if not finite.all():
             row = int(np.flatnonzero(~finite)[0])
@@ -106,9 +108,18 @@ class ReidEvaluator(DatasetEvaluator):
         if not self._predictions:
             raise ValueError(f"{self._name}: no features were processed; the test loader yielded no batch")
         if len(self._predictions) > 1:
-            paths = [p["img_paths"] for p in self._predictions]
-            merged = {key: np.concatenate([p[key] for p in self._predictions]) for key in ("feats", "pids", "camids")}
+            preds = self._predictions
+            paths = [p["img_paths"] for p in preds]
+            merged = {key: np.concatenate([p[key] for p in preds]) for key in ("pids", "camids")}
             merged["img_paths"] = None if any(p is None for p in paths) else np.concatenate(paths)
+            total = sum(p["feats"].shape[0] for p in preds)
+            feats = np.empty((total, preds[0]["feats"].shape[1]), dtype=np.float32)
+            offset = 0
+            for i, p in enumerate(preds):  # copy batch by batch, dropping each batch once copied
+                feats[offset:offset + p["feats"].shape[0]] = p["feats"]
+                offset += p["feats"].shape[0]
+                preds[i] = None
+            merged["feats"] = feats
             self._predictions = [merged]
         return self._predictions[0]
 
