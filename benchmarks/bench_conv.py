@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mindspore  # noqa: E402
-from mindspore import Tensor, ops  # noqa: E402
+from mindspore import Tensor  # noqa: E402
 
 from fastreid_ms.layers import conv  # noqa: E402
 

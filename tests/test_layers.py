@@ -371,7 +371,8 @@ def test_non_local_starts_as_identity_and_matches_formula():
 
     nl.W[1].weight.set_data(Tensor(np.ones(8, np.float32)))
     def conv1x1(cell, v):
-        return np.einsum("oc,nchw->nohw", cell.weight.asnumpy()[:, :, 0, 0], v) + cell.bias.asnumpy()[None, :, None, None]
+        bias = cell.bias.asnumpy()[None, :, None, None]
+        return np.einsum("oc,nchw->nohw", cell.weight.asnumpy()[:, :, 0, 0], v) + bias
     n, hw = 2, 6
     g = conv1x1(nl.g, x).reshape(n, 4, hw).transpose(0, 2, 1)
     theta = conv1x1(nl.theta, x).reshape(n, 4, hw).transpose(0, 2, 1)
