@@ -57,7 +57,7 @@ def load_torch_state_dict(model, state_dict: Mapping[str, np.ndarray], *, skip_s
             continue
         to_load.append((param, value))
     for param, value in to_load:
-        param.set_data(mindspore.Tensor(value.astype(mindspore.dtype_to_nptype(param.dtype), copy=False)))
+        param.set_data(mindspore.Tensor(value, dtype=param.dtype))
     unexpected = [k for k in state if k not in params]
     return IncompatibleKeys(missing, unexpected, mismatched)
 
