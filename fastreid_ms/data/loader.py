@@ -21,7 +21,7 @@ from .data_utils import ImageReadError
 logger = logging.getLogger(__name__)
 
 _SAMPLE_STREAM, _BATCH_STREAM = 0, 1
-_IMAGE_READ_ERROR = re.compile(r"ImageReadError: (.*)")
+_IMAGE_READ_ERROR = re.compile(r"ImageReadError: ((?:cannot read image|image file not found).*)")
 
 
 def sample_rng(seed: int, rank: int, position: int) -> np.random.Generator:
