@@ -102,7 +102,7 @@ def main():
         return
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    figures = {"cpu_count": os.cpu_count()}
+    figures = {"cpu_count": os.cpu_count(), "load_avg_1min_before": round(os.getloadavg()[0], 2)}
     for case in args.cases:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", case, "--seed", str(args.seed)],
                               env=env, capture_output=True, text=True)
@@ -112,6 +112,7 @@ def main():
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{case}: {result}")
         figures[case] = result
+    figures["load_avg_1min_after"] = round(os.getloadavg()[0], 2)  # other processes sharing the CPUs skew timings
     print(json.dumps(figures))
 
 
