@@ -5,7 +5,7 @@ from .activation import *  # noqa: F401,F403
 from .any_softmax import ArcSoftmax, CircleSoftmax, CosSoftmax, Linear  # noqa: F401
 from .batch_norm import *  # noqa: F401,F403
 from .conv import Conv2d, conv2d, get_cpu_conv_impl, set_cpu_conv_impl  # noqa: F401
-from .helpers import channel_scale  # noqa: F401
+from .helpers import channel_scale, spatial_mean  # noqa: F401
 from .non_local import Non_local  # noqa: F401
 from .pooling import *  # noqa: F401,F403
 from .se_layer import SELayer  # noqa: F401

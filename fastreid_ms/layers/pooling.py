@@ -8,6 +8,8 @@ the same call.
 import mindspore
 from mindspore import Parameter, Tensor, nn, ops
 
+from .helpers import spatial_mean
+
 __all__ = [
     "Identity",
     "Flatten",
@@ -28,9 +30,9 @@ def _is_global(output_size) -> bool:
 
 
 def _adaptive_avg_pool(x, output_size):
-    """``F.adaptive_avg_pool2d``; the global case is a plain mean over H and W."""
+    """``F.adaptive_avg_pool2d``; the global case is :func:`spatial_mean` (fast on CPU)."""
     if _is_global(output_size):
-        return x.mean(axis=(2, 3), keep_dims=True)
+        return spatial_mean(x).reshape(x.shape[0], x.shape[1], 1, 1)
     return ops.adaptive_avg_pool2d(x, output_size)
 
 
@@ -74,7 +76,8 @@ class GlobalMaxPool(nn.Cell):
 
     def construct(self, x):
         if _is_global(self.output_size):
-            return x.amax(axis=(2, 3), keepdims=True)
+            n, c = x.shape[0], x.shape[1]
+            return x.reshape(n, c, -1).amax(-1).reshape(n, c, 1, 1)
         return ops.adaptive_max_pool2d(x, self.output_size)
 
 
@@ -124,7 +127,7 @@ class FastGlobalAvgPool(nn.Cell):
         self.flatten = flatten
 
     def construct(self, x):
-        pooled = x.reshape(x.shape[0], x.shape[1], -1).mean(axis=2)
+        pooled = spatial_mean(x)
         if self.flatten:
             return pooled
         return pooled.reshape(x.shape[0], x.shape[1], 1, 1)

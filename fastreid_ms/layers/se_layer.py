@@ -1,7 +1,7 @@
 """Squeeze-and-excitation block (FastReID ``SELayer``)."""
 from mindspore import nn
 
-from .helpers import channel_scale
+from .helpers import channel_scale, spatial_mean
 from .weight_init import torch_default_weight
 
 __all__ = ["SELayer"]
@@ -23,6 +23,4 @@ class SELayer(nn.Cell):
         ])
 
     def construct(self, x):
-        n, c = x.shape[0], x.shape[1]
-        y = x.reshape(n, c, -1).mean(-1)
-        return channel_scale(x, self.fc(y))
+        return channel_scale(x, self.fc(spatial_mean(x)))
