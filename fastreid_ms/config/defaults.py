@@ -290,6 +290,9 @@ _C.SOLVER.WARMUP_METHOD = "linear"
 _C.SOLVER.FREEZE_ITERS = 0
 
 _C.SOLVER.CHECKPOINT_PERIOD = 20
+
+# Console / metrics.json logging period in iterations (FastReID hard-codes 200); writers also run at every epoch end.
+_C.SOLVER.LOG_PERIOD = 200
 # ACL-DGReID also saves model_{epoch:04d} after EVERY epoch once epoch + 1 > this value (hard-coded 40 in the
 # reference); a negative value disables these extra checkpoints (FastReID's schedule).
 _C.SOLVER.SAVE_EVERY_EPOCH_AFTER = 40

@@ -1,10 +1,12 @@
 """Training engine: the hook-driven train loop, standard hooks, command line/job setup and process launching."""
-from .defaults import collect_env_info, default_argument_parser, default_setup
+from .defaults import DefaultPredictor, DefaultTrainer, collect_env_info, default_argument_parser, default_setup
 from .hooks import (CallbackHook, EvalHook, IterationTimer, LayerFreeze, LRScheduler, PeriodicCheckpointer,
                     PeriodicWriter, PreciseBN)
 from .launch import launch
+from .meta_train_loop import MetaLearningTrainer
 from .train_loop import AMPTrainer, DynamicGradScaler, HookBase, SimpleTrainer, TrainerBase
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "DynamicGradScaler", "CallbackHook",
            "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook", "PreciseBN",
-           "LayerFreeze", "default_argument_parser", "default_setup", "collect_env_info", "launch"]
+           "LayerFreeze", "default_argument_parser", "default_setup", "collect_env_info", "launch", "DefaultTrainer",
+           "DefaultPredictor", "MetaLearningTrainer"]

@@ -1,20 +1,29 @@
-"""Default command line and job setup (FastReID ``engine/defaults.py``).
+"""Default command line, job setup, trainer and predictor (FastReID ``engine/defaults.py``).
 
-:func:`default_argument_parser` and :func:`default_setup` are shared by the training and evaluation tools.
+:func:`default_argument_parser` and :func:`default_setup` are shared by the training and evaluation tools;
+:class:`DefaultTrainer` is the standard training workflow, :class:`DefaultPredictor` the feature extractor.
 """
 import argparse
 import logging
 import os
 import platform
 import sys
+from collections import OrderedDict
+from typing import Dict, List, Optional
 
 import numpy as np
 
+from fastreid_ms.modeling.ops import opt_setting
 from fastreid_ms.utils import comm
+from fastreid_ms.utils.checkpoint import Checkpointer
 from fastreid_ms.utils.env import seed_all_rng, set_device
+from fastreid_ms.utils.events import CommonMetricPrinter, JSONWriter
 from fastreid_ms.utils.logger import setup_logger
+from . import hooks
+from .meta_train_loop import MetaLearningTrainer
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["default_argument_parser", "default_setup", "collect_env_info"]
+__all__ = ["default_argument_parser", "default_setup", "collect_env_info", "DefaultTrainer", "DefaultPredictor"]
 
 
 def default_argument_parser() -> argparse.ArgumentParser:
@@ -99,3 +108,268 @@ def _set_cpu_conv(cfg, target: str) -> None:
     elif target == "CPU":
         logging.getLogger(__name__).info("MODEL.CPU_CONV=%s not applied: this build has no CPU convolution switch",
                                          cfg.MODEL.CPU_CONV)
+
+
+class DefaultPredictor:
+    """Feature extraction with a trained model: ``predictor(image) -> (D,)`` feature (or ``(N, D)`` for a batch).
+
+    Builds the model from ``cfg`` (no ImageNet pre-training), loads ``MODEL.WEIGHTS`` (a fastreid_ms ``.ckpt`` or a
+    PyTorch FastReID ``.pth``) and runs it in eval mode on the test transform (``INPUT.SIZE_TEST``, bicubic). An
+    image is a file path, a PIL image or an ``(H, W, 3)`` uint8 RGB array; a batch is a list of them or an
+    ``(N, 3, H, W)`` float array already in the model's input space (0..255).
+    """
+
+    def __init__(self, cfg):
+        from fastreid_ms.data.transforms import build_transforms
+        from fastreid_ms.modeling import build_model
+        from fastreid_ms.utils.checkpoint import Checkpointer
+
+        self.cfg = cfg.clone()
+        self.cfg.defrost()
+        self.cfg.MODEL.BACKBONE.PRETRAIN = False
+        self.model = build_model(self.cfg)
+        self.model.set_train(False)
+        if not cfg.MODEL.WEIGHTS:
+            raise ValueError("DefaultPredictor needs MODEL.WEIGHTS (a trained fastreid_ms .ckpt or FastReID .pth)")
+        Checkpointer(self.model).load(cfg.MODEL.WEIGHTS, checkpointables=[])
+        self.transform = build_transforms(self.cfg, is_train=False)
+
+    def _prepare(self, image) -> np.ndarray:
+        from PIL import Image
+
+        from fastreid_ms.data.data_utils import read_image
+
+        if isinstance(image, str):
+            image = read_image(image)
+        elif isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f"DefaultPredictor: an image array must be (H, W, 3) RGB, got shape {image.shape}")
+            image = Image.fromarray(image.astype(np.uint8))
+        return np.asarray(self.transform(image), dtype=np.float32)
+
+    def __call__(self, images) -> np.ndarray:
+        single = not isinstance(images, (list, tuple)) and not (isinstance(images, np.ndarray) and images.ndim == 4)
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            batch = images.astype(np.float32)
+        else:
+            batch = np.stack([self._prepare(img) for img in ([images] if single else images)])
+        features = self.model({"images": batch}).asnumpy()
+        return features[0] if single else features
+
+
+class DefaultTrainer(TrainerBase):
+    """FastReID's default training workflow for fastreid_ms, with ACL-DGReID's meta-learning when
+    ``SOLVER.META.ENABLED``.
+
+    Construction (reference order): train loaders -> :meth:`auto_scale_hyperparams` (class counts from the data)
+    -> :meth:`build_model` -> :meth:`build_optimizer` (and the meta optimizer) -> ``iters_per_epoch =
+    len(train set) // SOLVER.IMS_PER_BATCH``, ``SOLVER.WARMUP_ITERS`` (in epochs) x iters_per_epoch ->
+    :meth:`build_lr_scheduler` -> the step trainer (:class:`MetaLearningTrainer`, :class:`AMPTrainer` or
+    :class:`SimpleTrainer`) -> :class:`Checkpointer` -> :meth:`build_hooks`. Every ``build_*`` is a classmethod a
+    research script can override. Then ``resume_or_load(resume)`` and ``train()``.
+
+    Checkpoints hold the model, both optimizers and both scheduler pairs, the epoch, the data loaders' positions,
+    the meta-test RNG and the RNG states, so that ``--resume`` continues exactly where the run stopped (unlike the
+    reference, which drops the meta optimizer and its schedulers).
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        logger = logging.getLogger("fastreid_ms")
+        if not logger.handlers:
+            setup_logger()
+        cfg = cfg.clone()
+        self.meta = bool(cfg.SOLVER.META.ENABLED)
+        data_loader, domain_loaders = self.build_train_loader(cfg)
+        cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset)
+        model = self.build_model(cfg)
+        optimizer, _ = self.build_optimizer(cfg, model)
+        optimizer_meta = self.build_optimizer(cfg, model, flag="meta")[0] if self.meta else None
+
+        self.iters_per_epoch = len(data_loader.dataset) // cfg.SOLVER.IMS_PER_BATCH
+        if self.iters_per_epoch < 1:
+            raise ValueError(f"the training set has {len(data_loader.dataset)} images, fewer than one batch "
+                             f"(SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH})")
+        cfg.defrost()
+        if cfg.SOLVER.WARMUP_ITERS > cfg.SOLVER.MAX_EPOCH:
+            raise ValueError(f"SOLVER.WARMUP_ITERS={cfg.SOLVER.WARMUP_ITERS} counts EPOCHS in fastreid_ms (as in "
+                             f"ACL-DGReID) and exceeds SOLVER.MAX_EPOCH={cfg.SOLVER.MAX_EPOCH}; upstream FastReID "
+                             f"configs give it in iterations - divide by the iterations per epoch "
+                             f"({self.iters_per_epoch})")
+        cfg.SOLVER.WARMUP_ITERS = int(cfg.SOLVER.WARMUP_ITERS * self.iters_per_epoch)
+        cfg.freeze()
+
+        if self.meta:
+            self._trainer = MetaLearningTrainer(
+                model, data_loader, domain_loaders, optimizer, optimizer_meta,
+                meta_period=cfg.SOLVER.META.PERIOD, first_iter_basic_steps=cfg.SOLVER.META.FIRST_ITER_BASIC_STEPS,
+                adaptor_step_factor=cfg.SOLVER.META.ADAPTOR_STEP_FACTOR,
+                zero_grad_keeps_tensors=cfg.SOLVER.ZERO_GRAD_KEEPS_TENSORS,
+                dp_replicas=cfg.SOLVER.EMULATE_DP_REPLICAS, seed=_derived_seed(cfg.SEED, "meta"))
+        elif cfg.SOLVER.AMP.ENABLED:
+            self._trainer = AMPTrainer(model, data_loader, optimizer)
+        else:
+            self._trainer = SimpleTrainer(model, data_loader, optimizer)
+        self.grad_scaler = self._trainer.grad_scaler
+        self.model = self._trainer.model
+        self.optimizer = optimizer
+        self.optimizer_meta = optimizer_meta
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer, self.iters_per_epoch)
+        self.scheduler_meta = (self.build_lr_scheduler(cfg, optimizer_meta, self.iters_per_epoch)
+                               if self.meta else None)
+        checkpointables = {"optimizer": optimizer, **self.scheduler, "trainer": self._trainer}
+        if self.meta:
+            checkpointables["optimizer_meta"] = optimizer_meta
+            checkpointables.update({f"{k}_meta": v for k, v in self.scheduler_meta.items()})
+        if self.grad_scaler is not None:
+            checkpointables["grad_scaler"] = self.grad_scaler
+        self.checkpointer = Checkpointer(self.model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
+                                         **checkpointables)
+        self.start_epoch = 0
+        self.max_epoch = cfg.SOLVER.MAX_EPOCH
+        self.warmup_iters = cfg.SOLVER.WARMUP_ITERS
+        self.delay_epochs = cfg.SOLVER.DELAY_EPOCHS
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """With ``resume`` and ``OUTPUT_DIR/last_checkpoint``: restore everything and continue at the next epoch;
+        otherwise load ``MODEL.WEIGHTS`` (model only) if set."""
+        checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        if resume and self.checkpointer.has_checkpoint():
+            self.start_epoch = int(checkpoint.get("epoch", -1)) + 1
+
+    def build_hooks(self) -> List:
+        """IterationTimer, LRScheduler (main, then meta), [PreciseBN], [LayerFreeze], EvalHook,
+        PeriodicCheckpointer and PeriodicWriter (main process), in this order."""
+        cfg = self.cfg
+        ret = [hooks.IterationTimer(), hooks.LRScheduler(self.optimizer, self.scheduler)]
+        if self.meta:
+            ret.append(hooks.LRScheduler(self.optimizer_meta, self.scheduler_meta))
+        if cfg.TEST.PRECISE_BN.ENABLED and hooks.get_bn_cells(self.model):
+            precise_cfg = cfg.clone()
+            precise_cfg.defrost()
+            precise_cfg.DATASETS.NAMES = (cfg.TEST.PRECISE_BN.DATASET,)
+            forward = (lambda model, batch: model(batch, opt_setting("basic"))) if self.meta else None
+            ret.append(hooks.PreciseBN(self.model, self.build_train_loader(precise_cfg)[0],
+                                       cfg.TEST.PRECISE_BN.NUM_ITER, forward=forward))
+        if len(cfg.MODEL.FREEZE_LAYERS) > 0 and cfg.SOLVER.FREEZE_ITERS > 0:
+            ret.append(hooks.LayerFreeze(self.model, cfg.MODEL.FREEZE_LAYERS, cfg.SOLVER.FREEZE_ITERS))
+
+        def test_and_save_results():
+            self._last_eval_results = self.test(self.cfg, self.model)
+            return self._last_eval_results
+
+        ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
+                                                  save_every_epoch_after=cfg.SOLVER.SAVE_EVERY_EPOCH_AFTER))
+            ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.SOLVER.LOG_PERIOD))
+        return ret
+
+    def build_writers(self) -> List:
+        """Console (CommonMetricPrinter) and ``OUTPUT_DIR/metrics.json`` writers."""
+        return [CommonMetricPrinter(self.max_epoch * self.iters_per_epoch),
+                JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"))]
+
+    def train(self):
+        """Train from ``start_epoch`` to ``SOLVER.MAX_EPOCH``; returns the last evaluation results."""
+        super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch)
+        return getattr(self, "_last_eval_results", None)
+
+    def run_step(self):
+        self._trainer.iter = self.iter
+        self._trainer.run_step()
+
+    # ------------------------------------------------------------------------------------------ builders
+    @classmethod
+    def build_model(cls, cfg):
+        from fastreid_ms.modeling import build_model
+
+        model = build_model(cfg)
+        logging.getLogger(__name__).info("Model:\n{}".format(model))
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg, model, flag: Optional[str] = None):
+        from fastreid_ms.solver import build_optimizer
+
+        return build_optimizer(cfg, model, flag=flag)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer, iters_per_epoch: int):
+        from fastreid_ms.solver import build_lr_scheduler
+
+        return build_lr_scheduler(cfg, optimizer, iters_per_epoch)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        """``(mixed loader, [per-domain loaders])`` (:func:`fastreid_ms.data.build_reid_train_loader`)."""
+        from fastreid_ms.data import build_reid_train_loader
+
+        logging.getLogger(__name__).info("Prepare training set")
+        return build_reid_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name: str):
+        """``(loader, num_query)`` (:func:`fastreid_ms.data.build_reid_test_loader`)."""
+        from fastreid_ms.data import build_reid_test_loader
+
+        return build_reid_test_loader(cfg, dataset_name)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name: str, num_query: int, output_dir: Optional[str] = None):
+        from fastreid_ms.evaluation import ReidEvaluator
+
+        return ReidEvaluator(cfg, num_query, output_dir, dataset_name=dataset_name)
+
+    @classmethod
+    def test(cls, cfg, model) -> Dict:
+        """Evaluate ``model`` on every ``DATASETS.TESTS`` set; prints FastReID's table and returns
+        ``{dataset: results}`` (the results alone for a single set)."""
+        from fastreid_ms.evaluation import inference_on_dataset, print_csv_format
+
+        logger = logging.getLogger(__name__)
+        results = OrderedDict()
+        for dataset_name in cfg.DATASETS.TESTS:
+            logger.info("Prepare testing set")
+            data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
+            evaluator = cls.build_evaluator(cfg, dataset_name, num_query)
+            results_i = inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED)
+            results[dataset_name] = results_i
+            if comm.is_main_process():
+                print_csv_format(OrderedDict([("dataset", dataset_name), *results_i.items()]))
+        if len(results) == 1:
+            results = list(results.values())[0]
+        return results
+
+    @staticmethod
+    def auto_scale_hyperparams(cfg, train_set):
+        """Fill the class counts from the training set: ``MODEL.HEADS.NUM_CLASSES`` (all ids) and
+        ``NUM_CLASSES1/2/3`` (ids of source domain 1/2/3) where they are 0; re-dumps ``OUTPUT_DIR/config.yaml``."""
+        cfg = cfg.clone()
+        frozen = cfg.is_frozen()
+        cfg.defrost()
+        heads = cfg.MODEL.HEADS
+        if heads.NUM_CLASSES == 0:
+            heads.NUM_CLASSES = int(train_set.num_classes)
+        for i in (1, 2, 3):
+            key = f"NUM_CLASSES{i}"
+            if heads[key] == 0:
+                heads[key] = int(getattr(train_set, f"num_classes{i}", 0))
+        logging.getLogger(__name__).info(
+            "Auto-scaling the config to num_classes=%d, num_classes1/2/3=%d/%d/%d", heads.NUM_CLASSES,
+            heads.NUM_CLASSES1, heads.NUM_CLASSES2, heads.NUM_CLASSES3)
+        if comm.is_main_process() and cfg.OUTPUT_DIR and os.path.isdir(cfg.OUTPUT_DIR):
+            with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+                f.write(cfg.dump())
+        if frozen:
+            cfg.freeze()
+        return cfg
+
+
+def _derived_seed(seed: int, purpose: str) -> Optional[int]:
+    """A per-purpose seed derived from ``SEED`` (None = fresh randomness when SEED is negative)."""
+    if seed < 0:
+        return None
+    return int(np.random.SeedSequence([int(seed), sum(purpose.encode())]).generate_state(1)[0])

@@ -34,7 +34,7 @@ import numpy as np
 
 from fastreid_ms.modeling.ops import MetaOpt, meta_step_sizes, opt_setting
 from fastreid_ms.solver.optim import StickyGradMask, grad_presence
-from .train_loop import SimpleTrainer, _sum_losses
+from .train_loop import SimpleTrainer, _load_loader_state, _loader_state, _sum_losses, average_gradients
 
 __all__ = ["MetaLearningTrainer", "concat_batches", "split_batch"]
 
@@ -168,17 +168,17 @@ class MetaLearningTrainer(SimpleTrainer):
             return (_sum_losses(means), *means)
 
         outputs, grads = mindspore.value_and_grad(forward, None, list(self.weights), has_aux=True)()
-        return dict(zip(names, outputs[1:])), tuple(grads)
+        return dict(zip(names, outputs[1:])), average_gradients(grads)
 
     # ------------------------------------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, object]:
         """What resuming needs besides model and optimizers: the meta-test RNG, the gradient-presence memory and the
         loaders' positions."""
         ever = self.grad_mask.mask(self.weights, [False] * len(self.weights))
-        state = {"meta_rng": _rng_state(self.meta_rng),
-                 "grad_ever": [n for n, had in zip(self._names, ever) if had],
-                 "loader": _loader_state(self.data_loader),
-                 "domain_loaders": [_loader_state(loader) for loader in self.domain_loaders]}
+        state = super().state_dict()
+        state.update({"meta_rng": _rng_state(self.meta_rng),
+                      "grad_ever": [n for n, had in zip(self._names, ever) if had],
+                      "domain_loaders": [_loader_state(loader) for loader in self.domain_loaders]})
         return state
 
     def load_state_dict(self, state: Dict[str, object]) -> None:
@@ -186,10 +186,9 @@ class MetaLearningTrainer(SimpleTrainer):
         ever = set(state["grad_ever"])
         self.grad_mask.reset()
         self.grad_mask.mask(self.weights, [n in ever for n in self._names])
-        _load_loader_state(self.data_loader, state["loader"])
+        super().load_state_dict(state)
         for loader, s in zip(self.domain_loaders, state["domain_loaders"]):
             _load_loader_state(loader, s)
-        self._data_loader_iter = iter(self.data_loader)
         self._domain_iters = [iter(loader) for loader in self.domain_loaders]
 
 
@@ -202,11 +201,3 @@ def _rng_from_state(state: Dict[str, object]):
     return (state["name"], np.asarray(state["keys"], dtype=np.uint32), int(state["pos"]), int(state["has_gauss"]),
             float(state["cached"]))
 
-
-def _loader_state(loader):
-    return loader.state_dict() if hasattr(loader, "state_dict") else None
-
-
-def _load_loader_state(loader, state) -> None:
-    if state is not None and hasattr(loader, "load_state_dict"):
-        loader.load_state_dict(state)

@@ -146,6 +146,28 @@ class TrainerBase:
         raise NotImplementedError
 
 
+def average_gradients(grads: Sequence) -> Tuple:
+    """Average gradients over the data-parallel processes (one all-reduce each; identity for one process), as
+    DistributedDataParallel does."""
+    grads = tuple(grads)
+    world = comm.get_world_size()
+    if world == 1:
+        return grads
+    from mindspore import ops
+
+    reduce = ops.AllReduce()
+    return tuple(reduce(g) / world for g in grads)
+
+
+def _loader_state(loader):
+    return loader.state_dict() if hasattr(loader, "state_dict") else None
+
+
+def _load_loader_state(loader, state) -> None:
+    if state is not None and hasattr(loader, "load_state_dict"):
+        loader.load_state_dict(state)
+
+
 def _sum_losses(values):
     total = values[0]
     for v in values[1:]:
@@ -204,7 +226,15 @@ class SimpleTrainer(TrainerBase):
         grad_fn = mindspore.value_and_grad(forward, None, list(weights), has_aux=True)
         outputs, grads = grad_fn()
         total, values = outputs[1], outputs[2:]
-        return dict(zip(names, values)), total, tuple(grads)
+        return dict(zip(names, values)), total, average_gradients(grads)
+
+    def state_dict(self) -> Dict[str, object]:
+        """The data loader's position (what an exact resume needs besides model, optimizer and schedulers)."""
+        return {"loader": _loader_state(self.data_loader)}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        _load_loader_state(self.data_loader, state.get("loader"))
+        self._data_loader_iter = iter(self.data_loader)
 
     def run_step(self):
         if not self.model.training:
