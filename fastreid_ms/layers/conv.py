@@ -8,11 +8,11 @@ naive reference kernel for every convolution larger than 1x1 (100-300x slower th
 MINDSPORE_NOTES.md section 0). On AVX2-only CPUs the same native kernel is fast. The "matmul" implementation
 avoids oneDNN's convolution entirely:
 
-* forward: ``ops.unfold`` (im2col) and one (grouped, batch-broadcast) matmul; 1x1 kernels skip im2col (a strided
-  1x1 conv slices the input first);
-* backward (custom ``bprop``): grad wrt weight is one batched matmul of the output gradient with the recomputed
-  columns, summed over the batch; grad wrt input is ``W^T @ dY`` followed by ``ops.fold`` (col2im), or a plain
-  matmul for 1x1 kernels.
+* forward: ``ops.unfold`` (im2col) and one (grouped, batch-broadcast) matmul; 1x1 stride-1 kernels use the input
+  itself as the columns;
+* backward (custom ``bprop``s): grad wrt weight is one batched matmul of the output gradient with the saved
+  columns, summed over the batch; grad wrt input is ``W^T @ dY`` followed by one ``ops.fold`` (col2im) - a plain
+  matmul for 1x1 stride-1 kernels.
 
 Both match the native op to float32 rounding in forward and gradients (tests/test_conv.py).
 
@@ -174,109 +174,75 @@ class Conv2d(nn.Cell):
 def matmul_conv2d(x, weight, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     """The im2col + matmul convolution (no bias); ``stride``/``padding``/``dilation`` are (h, w) pairs."""
     stride, padding, dilation = tuple(stride), tuple(padding), tuple(dilation)
-    if tuple(weight.shape[2:]) == (1, 1) and padding == (0, 0):
-        return _pointwise_cell(stride, groups)(x, weight)
-    return _im2col_cell(stride, padding, dilation, groups)(x, weight)
+    n, _, h, w = x.shape
+    kernel = tuple(weight.shape[2:])
+    oh = (h + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    ow = (w + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    if kernel == (1, 1) and padding == (0, 0) and stride == (1, 1):
+        cols = x.reshape(n, x.shape[1], h * w)
+    else:
+        cols = _unfold_cell(kernel, dilation, padding, stride)(x)
+    return _column_matmul_cell(groups)(cols, weight).reshape(n, weight.shape[0], oh, ow)
 
 
-class _PointwiseConv(nn.Cell):
-    """1x1 convolution without padding: ``W (g, O/g, C/g) @ x (N, g, C/g, H*W)`` on the (strided) input, with a
-    matmul backward; a strided conv scatters its input gradient back with ``ops.fold`` (MindSpore's own gradient of
-    a strided slice fails for odd sizes)."""
+class _Unfold(nn.Cell):
+    """``ops.unfold`` (im2col: (N, C, H, W) -> (N, C*kh*kw, L), channel-major rows) whose backward is one
+    ``ops.fold`` (col2im) of the incoming gradient."""
 
-    def __init__(self, stride, groups: int):
+    def __init__(self, kernel, dilation, padding, stride):
         super().__init__()
-        self.stride, self.groups = stride, groups
-        self.matmul_nt = ops.BatchMatMul(transpose_b=True)
+        self.kernel, self.dilation, self.padding, self.stride = kernel, dilation, padding, stride
 
-    def _subsample(self, x):
-        if self.stride == (1, 1):
-            return x
-        return x[:, :, ::self.stride[0], ::self.stride[1]]
+    def construct(self, x):
+        return ops.unfold(x, self.kernel, self.dilation, self.padding, self.stride)
 
-    def construct(self, x, weight):
-        x = self._subsample(x)
-        n, c, h, w = x.shape
-        o, g = weight.shape[0], self.groups
-        y = ops.matmul(weight.reshape(g, o // g, c // g), x.reshape(n, g, c // g, h * w))
-        return y.reshape(n, o, h, w)
-
-    def bprop(self, x, weight, out, dout):
-        full_h, full_w = x.shape[2], x.shape[3]
-        x = self._subsample(x)
-        n, c, h, w = x.shape
-        o, g = weight.shape[0], self.groups
-        w3 = weight.reshape(g, o // g, c // g)
-        dy = dout.reshape(n, g, o // g, h * w)
-        dx = ops.matmul(w3.swapaxes(1, 2), dy)
-        if self.stride == (1, 1):
-            dx = dx.reshape(n, c, h, w)
-        else:
-            dx = ops.fold(dx.reshape(n, c, h * w), Tensor([full_h, full_w], mindspore.int32), (1, 1), (1, 1), (0, 0),
-                          self.stride)
-        dw = _weight_grad(dy, x.reshape(n, g, c // g, h * w), self.matmul_nt)
-        return dx, dw.reshape(weight.shape)
+    def bprop(self, x, out, dout):
+        size = Tensor([x.shape[2], x.shape[3]], mindspore.int32)
+        return (ops.fold(dout, size, self.kernel, self.dilation, self.padding, self.stride),)
 
 
-class _Im2colConv(nn.Cell):
-    """General convolution as ``ops.unfold`` + grouped matmul, with a col2im (``ops.fold``) backward."""
+class _ColumnMatmul(nn.Cell):
+    """``y[n] = W @ cols[n]`` per group: cols (N, K, L) with K = C*kh*kw, weight (O, C/g, kh, kw) -> (N, O, L).
 
-    def __init__(self, stride, padding, dilation, groups: int):
-        super().__init__()
-        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        self.matmul_nt = ops.BatchMatMul(transpose_b=True)
-
-    def _out_size(self, h, w, kh, kw):
-        oh = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
-        ow = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
-        return oh, ow
-
-    def _columns(self, x, kh, kw):
-        return ops.unfold(x, (kh, kw), self.dilation, self.padding, self.stride)
-
-    def construct(self, x, weight):
-        n, c, h, w = x.shape
-        o, _, kh, kw = weight.shape
-        g = self.groups
-        oh, ow = self._out_size(h, w, kh, kw)
-        cols = self._columns(x, kh, kw)
-        if g == 1:
-            y = ops.matmul(weight.reshape(o, -1), cols)
-        else:
-            y = ops.matmul(weight.reshape(g, o // g, -1), cols.reshape(n, g, -1, oh * ow))
-        return y.reshape(n, o, oh, ow)
-
-    def bprop(self, x, weight, out, dout):
-        n, c, h, w = x.shape
-        o, _, kh, kw = weight.shape
-        g = self.groups
-        cols = self._columns(x, kh, kw)
-        positions = cols.shape[2]
-        w3 = weight.reshape(g, o // g, -1)
-        dy = dout.reshape(n, g, o // g, positions)
-        dcols = ops.matmul(w3.swapaxes(1, 2), dy).reshape(n, -1, positions)
-        dx = ops.fold(dcols, Tensor([h, w], mindspore.int32), (kh, kw), self.dilation, self.padding, self.stride)
-        dw = _weight_grad(dy, cols.reshape(n, g, -1, positions), self.matmul_nt)
-        return dx, dw.reshape(weight.shape)
-
-
-def _weight_grad(dy, cols, matmul_nt):
-    """``sum_n dy[n] @ cols[n]^T`` per group: dy (N, g, O/g, L), cols (N, g, K, L) -> (g, O/g, K).
-
-    A batched matmul and a sum over the batch: measured faster on MindSpore CPU than laying both operands out as
-    (g, ., N*L) for a single matmul, even when O/g > L, because the transposes that layout needs are slow.
+    Backward: grad wrt the columns ``W^T @ dY``; grad wrt the weight ``sum_n dY[n] @ cols[n]^T`` as one batched
+    matmul and a sum over the batch (faster on MindSpore CPU than a single matmul over N*L, whose operand layout
+    needs slow transposes).
     """
-    return matmul_nt(dy, cols).sum(0)
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+        self.matmul_nt = ops.BatchMatMul(transpose_b=True)
+
+    def construct(self, cols, weight):
+        n, k, positions = cols.shape
+        o, g = weight.shape[0], self.groups
+        if g == 1:
+            return ops.matmul(weight.reshape(o, k), cols)
+        y = ops.matmul(weight.reshape(g, o // g, k // g), cols.reshape(n, g, k // g, positions))
+        return y.reshape(n, o, positions)
+
+    def bprop(self, cols, weight, out, dout):
+        n, k, positions = cols.shape
+        o, g = weight.shape[0], self.groups
+        if g == 1:
+            w2 = weight.reshape(o, k)
+            return ops.matmul(w2.T, dout), self.matmul_nt(dout, cols).sum(0).reshape(weight.shape)
+        w3 = weight.reshape(g, o // g, k // g)
+        dy = dout.reshape(n, g, o // g, positions)
+        dcols = ops.matmul(w3.swapaxes(1, 2), dy).reshape(n, k, positions)
+        dw = self.matmul_nt(dy, cols.reshape(n, g, k // g, positions)).sum(0)
+        return dcols, dw.reshape(weight.shape)
 
 
 @lru_cache(maxsize=None)
-def _pointwise_cell(stride, groups: int) -> _PointwiseConv:
-    return _PointwiseConv(stride, groups)
+def _unfold_cell(kernel, dilation, padding, stride) -> _Unfold:
+    return _Unfold(kernel, dilation, padding, stride)
 
 
 @lru_cache(maxsize=None)
-def _im2col_cell(stride, padding, dilation, groups: int) -> _Im2colConv:
-    return _Im2colConv(stride, padding, dilation, groups)
+def _column_matmul_cell(groups: int) -> _ColumnMatmul:
+    return _ColumnMatmul(groups)
 
 
 def _time_fwd_bwd(impl: str, x, weight, stride, padding) -> float:
