@@ -39,6 +39,10 @@ class CommDataset:
             mask = self.domainids == domain
             self.pids += sorted({item[1] for item, m in zip(self.img_items, mask) if m})
             self.cams += sorted({item[2] for item, m in zip(self.img_items, mask) if m})
+        if len(set(self.pids)) != len(self.pids):
+            shared = sorted({p for p in self.pids if self.pids.count(p) > 1}, key=str)[:5]
+            raise ValueError(f"CommDataset: person ids {shared} occur in more than one domain; train pids must be "
+                             f"prefixed with a dataset name unique to their domain (dataset_name)")
         self.img_paths = np.array([item[0] for item in self.img_items], dtype=str)
         self._pid_dict: Optional[Dict] = None
         self.cam_dict: Optional[Dict] = None

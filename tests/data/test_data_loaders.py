@@ -157,3 +157,11 @@ def test_train_loader_never_runs_dry(make_cfg):
 def test_batch_size_must_split_across_ranks(make_cfg):
     with pytest.raises(ValueError, match="IMS_PER_BATCH"):
         build_reid_train_loader(make_cfg(SOLVER__IMS_PER_BATCH=12), rank=0, world_size=8)
+
+
+def test_same_pid_in_two_domains_is_rejected():
+    from fastreid_ms.data import CommDataset
+
+    items = [("a.jpg", "X_1", "X_0"), ("b.jpg", "X_1", "X_1")]
+    with pytest.raises(ValueError, match="more than one domain"):
+        CommDataset(items, domain_ids=[0, 1])

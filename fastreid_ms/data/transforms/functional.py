@@ -17,10 +17,10 @@ AFFINE = Image.Transform.AFFINE
 
 def to_chw_float(image) -> np.ndarray:
     """PIL image or HWC array -> float32 CHW array in 0..255 (FastReID ``to_tensor``: no division by 255)."""
-    array = np.asarray(image, dtype=np.float32)
+    array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, None]
-    return np.ascontiguousarray(array.transpose(2, 0, 1))
+    return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
 
 
 def resize(image: Image.Image, size: Tuple[int, int], interpolation=BICUBIC) -> Image.Image:

@@ -7,7 +7,6 @@ import math
 from typing import Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
 from . import functional as F
 from .autoaugment import AutoAugment
