@@ -227,8 +227,12 @@ def test_cuhk03_equals_market_when_every_identity_has_one_kept_image():
 def test_cuhk03_without_seed_uses_numpy_global_rng():
     dist, qp, gp, qc, gc = random_problem(8, num_q=10, num_g=60, num_ids=6)
     seeded = evaluate_rank(dist, qp, gp, qc, gc, use_metric_cuhk03=True, seed=77)
-    np.random.seed(77)
-    unseeded = evaluate_rank(dist, qp, gp, qc, gc, use_metric_cuhk03=True)
+    state = np.random.get_state()
+    try:
+        np.random.seed(77)
+        unseeded = evaluate_rank(dist, qp, gp, qc, gc, use_metric_cuhk03=True)
+    finally:
+        np.random.set_state(state)
     np.testing.assert_array_equal(seeded[0], unseeded[0])
     other = evaluate_rank(dist, qp, gp, qc, gc, use_metric_cuhk03=True, seed=78)
     assert not np.array_equal(seeded[0], other[0])
