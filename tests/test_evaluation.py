@@ -116,6 +116,17 @@ def test_sorting_and_counting_paths_agree(monkeypatch, ties):
         np.testing.assert_allclose(inp, ref[2], rtol=1e-12, atol=0)
 
 
+def test_float64_distances_are_ranked_in_float64():
+    """Two distances equal in float32 but not in float64: the float64 order is kept, as the reference's argsort."""
+    dist = np.array([[0.5 + 1e-12, 0.5, 0.9]], dtype=np.float64)
+    assert np.float32(dist[0, 0]) == np.float32(dist[0, 1])
+    args = (np.array([1]), np.array([1, 2, 3]), np.array([0]), np.array([1, 1, 1]))
+    cmc, ap, _ = evaluate_rank(dist, *args)
+    np.testing.assert_allclose(ap, [0.5])  # the match (0.5 + 1e-12) comes second
+    rank = rank_queries(dist, *args, collect_roc=True)
+    assert rank.roc_neg.dtype == np.float64 and rank.roc_pos[0] == dist[0, 0]
+
+
 def test_ties_follow_the_reference_argsort():
     """A non-match at exactly a match's distance: the order is np.argsort's (quicksort), as in the reference."""
     dist = np.array([[0.5, 0.5, 0.2, 0.5, 0.9, 0.5]], dtype=np.float32)

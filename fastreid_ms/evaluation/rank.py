@@ -34,7 +34,7 @@ class RankResult(NamedTuple):
 
     cmc: float32 (max_rank,) mean CMC over valid queries; all_AP / all_INP: float64, one per valid query in query
     order; valid: bool (num_query,) queries that have a true match; ap / inp: float64 (num_query,) with NaN for
-    skipped queries; roc_pos / roc_neg: sorted float32 distances of every kept match / non-match pair (all queries)
+    skipped queries; roc_pos / roc_neg: sorted distances of every kept match / non-match pair (all queries)
     when asked for.
     """
     cmc: np.ndarray
@@ -134,7 +134,8 @@ class _Accumulator:
             self.choice = np.random.choice if seed is None else np.random.RandomState(seed).choice
         if collect_roc:
             same = np.array([self.groups.get(p, self.empty).size for p in q_pids.tolist()], dtype=np.int64)
-            self.neg = np.empty(int(nq * ng - same.sum()), dtype=np.float32)
+            self.num_neg = int(nq * ng - same.sum())
+            self.neg = None  # allocated with the dtype of the first block
             self.neg_fill = 0
             self.pos = []
 
@@ -147,6 +148,8 @@ class _Accumulator:
         same_cam = self.g_camids[same] == self.q_camids[qi]
         junk, good = same[same_cam], same[~same_cam]
         if self.collect_roc:
+            if self.neg is None:
+                self.neg = np.empty(self.num_neg, dtype=row.dtype)
             self.pos.append(row[good])
             keep = np.ones(row.size, dtype=bool)
             keep[same] = False
@@ -202,7 +205,7 @@ class _Accumulator:
         cmc = self.cmc_sum / float(n_valid)
         roc_pos = roc_neg = None
         if self.collect_roc:
-            roc_pos = np.sort(np.concatenate(self.pos)) if self.pos else np.zeros(0, np.float32)
+            roc_pos = np.sort(np.concatenate(self.pos))
             roc_neg = self.neg[:self.neg_fill]
             roc_neg.sort()
         return RankResult(cmc.astype(np.float32), self.ap[valid], self.inp[valid], valid, self.ap, self.inp,

@@ -20,7 +20,7 @@ def evaluate_roc(distmat, q_pids, g_pids, q_camids, g_camids, block_mb: float = 
                  ) -> Tuple[np.ndarray, np.ndarray]:
     """``(scores, labels)`` exactly as the reference builds them, over ALL queries: per query (in order) the gallery
     ranked by ``np.argsort``, same-pid-same-camera items removed, then the distances of the matches, in ranked
-    order, go to ``pos`` and those of the non-matches to ``neg``; ``scores = concat(pos, neg)`` (float32),
+    order, go to ``pos`` and those of the non-matches to ``neg``; ``scores = concat(pos, neg)`` (distance dtype),
     ``labels`` = 0 for pos, 1 for neg (int8; the reference has float64 0/1). Needs ~5 bytes per pair; the evaluator
     itself uses :func:`roc_curve_from_sorted` on the sorted distances instead."""
     dist = distmat if isinstance(distmat, DistanceRows) else ArrayDistance(distmat)
@@ -37,9 +37,8 @@ def evaluate_roc(distmat, q_pids, g_pids, q_camids, g_camids, block_mb: float = 
             match = same_pid[keep]
             pos.append(ranked[match])
             neg.append(ranked[~match])
-    pos_all = np.concatenate(pos) if pos else np.zeros(0, np.float32)
-    neg_all = np.concatenate(neg) if neg else np.zeros(0, np.float32)
-    scores = np.concatenate([pos_all, neg_all]).astype(np.float32, copy=False)
+    pos_all, neg_all = np.concatenate(pos), np.concatenate(neg)
+    scores = np.concatenate([pos_all, neg_all])
     labels = np.concatenate([np.zeros(pos_all.size, np.int8), np.ones(neg_all.size, np.int8)])
     return scores, labels
 

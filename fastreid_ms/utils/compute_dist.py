@@ -80,7 +80,7 @@ def normalize(features, eps: float = 1e-12) -> np.ndarray:
 
 
 class DistanceRows:
-    """A (num_rows, num_cols) float32 distance matrix produced a block of rows at a time.
+    """A (num_rows, num_cols) distance matrix (float32 unless given otherwise) produced a block of rows at a time.
 
     ``rows(start, stop)`` returns rows ``start:stop`` (a new array or a read-only view; callers do not modify it),
     ``blocks()`` iterates over consecutive blocks sized by ``block_mb``, ``full()`` assembles the whole matrix.
@@ -107,14 +107,13 @@ class DistanceRows:
             yield start, self.rows(start, min(start + step, self.shape[0]))
 
     def full(self) -> np.ndarray:
-        out = np.empty(self.shape, dtype=np.float32)
-        for start, block in self.blocks():
-            out[start:start + block.shape[0]] = block
-        return out
+        parts = [block for _, block in self.blocks()]
+        return np.concatenate(parts) if parts else np.zeros(self.shape, dtype=np.float32)
 
 
 class ArrayDistance(DistanceRows):
-    """An existing distance matrix (any float array; rows are handed out as float32)."""
+    """An existing distance matrix; rows keep its float dtype (float64 distances are ranked in float64, as the
+    reference would), other dtypes are read as float64."""
 
     def __init__(self, distmat):
         if hasattr(distmat, "asnumpy"):
@@ -127,7 +126,7 @@ class ArrayDistance(DistanceRows):
 
     def rows(self, start, stop):
         block = self.array[start:stop]
-        return block if block.dtype == np.float32 else block.astype(np.float32)
+        return block if np.issubdtype(block.dtype, np.floating) else block.astype(np.float64)
 
 
 class FeatureDistance(DistanceRows):
