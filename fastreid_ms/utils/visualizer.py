@@ -155,6 +155,14 @@ def save_rank_lists(output_dir: str, dist, ap: np.ndarray, q_images: Sequence, g
     return written
 
 
+def _nice_ticks(lo: float, hi: float, count: int) -> np.ndarray:
+    """Tick positions at multiples of 1, 2 or 5 x 10^k, about ``count`` of them, within [lo, hi]."""
+    raw = (hi - lo) / max(1, count)
+    base = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
+    return np.arange(np.ceil(lo / step) * step, hi + step * 1e-9, step)
+
+
 def draw_curve(xs: np.ndarray, ys: np.ndarray, *, title: str, x_label: str, y_label: str,
                x_range: Tuple[float, float], y_range: Tuple[float, float], log_x: bool = False,
                size: Tuple[int, int] = (640, 480), color=(31, 119, 180), ticks: int = 5) -> Image.Image:
@@ -177,14 +185,14 @@ def draw_curve(xs: np.ndarray, ys: np.ndarray, *, title: str, x_label: str, y_la
         v = (np.clip(y, y_lo, y_hi) - y_lo) / (y_hi - y_lo)
         return left + u * (w - left - right), h - bottom - v * (h - top - bottom)
 
-    for i in range(ticks + 1):
-        fx = x_lo + (x_hi - x_lo) * i / ticks
-        fy = y_lo + (y_hi - y_lo) * i / ticks
+    x_ticks = np.arange(np.ceil(x_lo), np.floor(x_hi) + 1) if log_x else _nice_ticks(x_lo, x_hi, ticks)
+    for fx in x_ticks:
         gx, _ = px(10 ** fx if log_x else fx, y_lo)
-        _, gy = px(10 ** x_lo if log_x else x_lo, fy)
         draw.line([(gx, top), (gx, h - bottom)], fill=(225, 225, 225))
-        draw.line([(left, gy), (w - right, gy)], fill=(225, 225, 225))
         draw.text((gx - 12, h - bottom + 6), f"1e{fx:.0f}" if log_x else f"{fx:g}", fill=_TEXT, font=font)
+    for fy in _nice_ticks(y_lo, y_hi, ticks):
+        _, gy = px(10 ** x_lo if log_x else x_lo, fy)
+        draw.line([(left, gy), (w - right, gy)], fill=(225, 225, 225))
         draw.text((8, gy - 6), f"{fy:g}", fill=_TEXT, font=font)
     draw.rectangle([left, top, w - right, h - bottom], outline=_TEXT)
     points = [px(x, y) for x, y in zip(xs, ys) if not log_x or x > 0]
