@@ -8,7 +8,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..utils import comm
-from ..utils.compute_dist import BlendedDistance, DistanceRows, FeatureDistance, JaccardDistance, normalize
+from ..utils.compute_dist import BlendedDistance, DistanceRows, FeatureDistance, JaccardDistance
 from .evaluator import DatasetEvaluator
 from .query_expansion import aqe
 from .rank import RankResult, query_has_match, rank_queries
@@ -64,7 +64,8 @@ class ReidEvaluator(DatasetEvaluator):
     their person id from another camera) are skipped and counted (``summary``), as the reference does; if all are,
     ``evaluate`` raises. NaN/inf features raise, naming the dataset (and the image when paths are given).
     With several processes, the features are gathered in rank order (the test sampler gives each process a
-    contiguous shard) and only the main process evaluates.
+    contiguous shard) and only the main process evaluates. ``output_dir`` is kept for FastReID compatibility
+    (unused, as there); ``dataset_name`` names the set in messages.
     """
 
     def __init__(self, cfg, num_query: int, output_dir: Optional[str] = None, *, dataset_name: str = ""):
@@ -167,8 +168,8 @@ class ReidEvaluator(DatasetEvaluator):
         dist = FeatureDistance(q_feat, g_feat, test.METRIC)
         if test.RERANK.ENABLED:
             logger.info("Test with rerank setting")
-            if test.METRIC == "cosine":
-                q_feat, g_feat = normalize(q_feat), normalize(g_feat)
+            if test.METRIC == "cosine":  # the L2-normalised features the cosine distance multiplies
+                q_feat, g_feat = dist.query, dist.gallery
             jaccard = JaccardDistance(q_feat, g_feat, k1=test.RERANK.K1, k2=test.RERANK.K2)
             dist = BlendedDistance(jaccard, dist, test.RERANK.LAMBDA)
         q_paths = g_paths = None

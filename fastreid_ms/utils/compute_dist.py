@@ -150,6 +150,16 @@ class FeatureDistance(DistanceRows):
             self._gg = np.einsum("ij,ij->i", g, g)
             self.bytes_per_value = 8
 
+    @property
+    def query(self) -> np.ndarray:
+        """The query features the matmul uses (L2-normalised for cosine)."""
+        return self._q
+
+    @property
+    def gallery(self) -> np.ndarray:
+        """The gallery features the matmul uses (L2-normalised for cosine)."""
+        return self._g
+
     def rows(self, start, stop):
         prod = matmul_rows(self._q, self._g, start, stop)
         if self.metric == "cosine":
