@@ -3,13 +3,14 @@
 Shapes are those of ResNet-50 / DR50 at batch 16 x 256x128 (the stem, the 3x3 convs of every stage, DR50's grouped
 3x3 expert convs with groups 4, and representative 1x1 convs incl. strided and grouped ones). For each layer and
 implementation it reports the best of ``--repeats`` runs (after one warm-up) of the forward alone and of forward +
-backward (gradients wrt input and weight), then the auto-probe decision for this machine. The last line of the output
-is one JSON object with all figures.
+backward (gradients wrt input and weight; the implementations alternate run by run), then the auto-probe decision for
+this machine and the load average around the run. The last line of the output is one JSON object with all figures.
 
     python benchmarks/bench_conv.py [--batch 16] [--repeats 3] [--only stem,3x3_64]
 """
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -46,37 +47,51 @@ LAYERS = {
 }
 
 
+def _cpu_description():
+    """CPU model name and whether it has AVX-512 (from /proc/cpuinfo where available)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return platform.processor() or platform.machine(), None
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                 platform.machine())
+    return model, "avx512f" in info
+
+
 def _sync(result):
     for t in result if isinstance(result, (tuple, list)) else (result,):
         t.asnumpy()
 
 
-def _best_time(fn, repeats):
+def _timed(fn):
+    start = time.perf_counter()
     _sync(fn())
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _sync(fn())
-        best = min(best, time.perf_counter() - start)
-    return best
+    return time.perf_counter() - start
 
 
 def bench_layer(spec, batch, repeats):
+    """Best-of-``repeats`` seconds per implementation for forward and forward+backward; the two implementations
+    alternate run by run so that they see the same background load."""
     cin, cout, h, w, k, stride, padding, groups = spec
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((batch, cin, h, w)).astype(np.float32))
     weight = Tensor((rng.standard_normal((cout, cin // groups, k, k)) * 0.05).astype(np.float32))
-    result = {}
-    for impl in conv.IMPLEMENTATIONS:
-        conv.set_cpu_conv_impl(impl)
 
-        def forward(a, b):
-            return conv.conv2d(a, b, None, stride, padding, 1, groups)
+    def forward(a, b):
+        return conv.conv2d(a, b, None, stride, padding, 1, groups)
 
-        grad_fn = mindspore.grad(lambda a, b: forward(a, b).sum(), grad_position=(0, 1))
-        result[impl] = {"fwd": round(_best_time(lambda: forward(x, weight), repeats), 4),
-                        "fwd_bwd": round(_best_time(lambda: grad_fn(x, weight), repeats), 4)}
-    return result
+    grad_fn = mindspore.grad(lambda a, b: forward(a, b).sum(), grad_position=(0, 1))
+    jobs = {"fwd": lambda: forward(x, weight), "fwd_bwd": lambda: grad_fn(x, weight)}
+    best = {impl: {key: float("inf") for key in jobs} for impl in conv.IMPLEMENTATIONS}
+    for round_index in range(repeats + 1):          # round 0 warms up
+        for impl in conv.IMPLEMENTATIONS:
+            conv.set_cpu_conv_impl(impl)
+            for key, job in jobs.items():
+                elapsed = _timed(job)
+                if round_index:
+                    best[impl][key] = min(best[impl][key], elapsed)
+    return {impl: {key: round(t, 4) for key, t in r.items()} for impl, r in best.items()}
 
 
 def main():
@@ -90,6 +105,7 @@ def main():
     if unknown:
         parser.error(f"unknown layer name(s) {unknown}; known: {', '.join(LAYERS)}")
 
+    load_before = os.getloadavg()
     figures = {}
     print(f"{'layer':<18} {'native fwd':>10} {'matmul fwd':>10} {'native f+b':>10} {'matmul f+b':>10}")
     for name in names:
@@ -98,17 +114,22 @@ def main():
         print(f"{name:<18} {r['native']['fwd']:>10.4f} {r['matmul']['fwd']:>10.4f} "
               f"{r['native']['fwd_bwd']:>10.4f} {r['matmul']['fwd_bwd']:>10.4f}")
     totals = {impl: {key: round(sum(figures[n][impl][key] for n in names), 4) for key in ("fwd", "fwd_bwd")}
-              for impl in conv.IMPLEMENTATIONS}
+              for impl in conv.IMPLEMENTATIONS}   # sum over the listed layers (one call each), not a network step
     print(f"{'total':<18} {totals['native']['fwd']:>10.4f} {totals['matmul']['fwd']:>10.4f} "
           f"{totals['native']['fwd_bwd']:>10.4f} {totals['matmul']['fwd_bwd']:>10.4f}")
 
     start = time.perf_counter()
-    decision = conv.probe_cpu_conv_impl()
+    decision = conv.probe_cpu_conv_impl(refresh=True)
     probe_s = time.perf_counter() - start
-    print(f"auto probe: {decision} in {probe_s:.2f} s")
-    print(json.dumps({"benchmark": "bench_conv", "mindspore": mindspore.__version__, "machine": platform.processor()
-                      or platform.machine(), "batch": args.batch, "repeats": args.repeats, "seconds": figures,
-                      "totals": totals, "auto_probe": decision, "auto_probe_seconds": round(probe_s, 3)}))
+    load_after = os.getloadavg()
+    print(f"auto probe: {decision} in {probe_s:.2f} s; load average before/after {load_before[0]:.2f}/"
+          f"{load_after[0]:.2f} on {os.cpu_count()} CPUs")
+    cpu_model, avx512 = _cpu_description()
+    print(json.dumps({"benchmark": "bench_conv", "mindspore": mindspore.__version__, "cpu": cpu_model,
+                      "avx512": avx512, "batch": args.batch, "repeats": args.repeats, "seconds": figures,
+                      "totals": totals, "auto_probe": decision, "auto_probe_seconds": round(probe_s, 3),
+                      "auto_probe_fwd_bwd_seconds": conv.probe_timings(), "cpu_count": os.cpu_count(),
+                      "loadavg_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)]}))
 
 
 if __name__ == "__main__":

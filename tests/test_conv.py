@@ -169,6 +169,11 @@ def test_auto_probe_returns_a_valid_cached_choice():
     assert set(decision) == set(conv.KERNEL_KINDS)
     assert set(decision.values()) <= set(conv.IMPLEMENTATIONS)
     assert elapsed < 10.0, f"the auto probe took {elapsed:.1f} s (designed for well under a second on an idle CPU)"
+    timings = conv.probe_timings()
+    assert set(timings) == set(conv.KERNEL_KINDS)
+    for kind, choice in decision.items():   # the choice is the faster implementation of the measurement
+        other = "native" if choice == "matmul" else "matmul"
+        assert timings[kind][choice] <= timings[kind][other], (kind, timings)
     start = time.perf_counter()
     assert conv.probe_cpu_conv_impl() == decision
     assert time.perf_counter() - start < 0.01, "the probe result is not cached"

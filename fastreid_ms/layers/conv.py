@@ -39,6 +39,7 @@ __all__ = [
     "get_cpu_conv_impl",
     "conv_impl_for",
     "probe_cpu_conv_impl",
+    "probe_timings",
     "CPU_CONV_MODES",
 ]
 
@@ -244,6 +245,12 @@ def _unfold_cell(kernel, dilation, padding, stride) -> _Unfold:
 @lru_cache(maxsize=None)
 def _column_matmul_cell(groups: int) -> _ColumnMatmul:
     return _ColumnMatmul(groups)
+
+
+def probe_timings() -> Optional[Dict[str, Dict[str, float]]]:
+    """Best forward+backward seconds per kernel kind and implementation measured by the last auto probe (None when
+    the probe has not run in this process)."""
+    return None if _POLICY.probe_seconds is None else {k: dict(v) for k, v in _POLICY.probe_seconds.items()}
 
 
 def _time_fwd_bwd(impl: str, x, weight, stride, padding) -> float:
