@@ -20,6 +20,7 @@ inference form (mean 0, variance 1, a negligible eps: ``x / sqrt(1 + 1e-12) == x
 instance norm is a batch norm over an ``(1, N*C, H, W)`` view. The results are bitwise the same products.
 """
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Mapping, Optional
 
@@ -137,10 +138,16 @@ def _affine_bn(x, scale, shift):
     return ops.batch_norm(x, ops.zeros(c, x.dtype), ops.ones(c, x.dtype), scale, shift, False, 0.1, _SCALE_EPS)
 
 
+@lru_cache(maxsize=None)
+def _full_avg_pool(height, width):
+    return ops.AvgPool(kernel_size=(height, width), strides=1, pad_mode="VALID")
+
+
 def global_avg_pool(x):
-    """(N, C, H, W) -> (N, C) spatial mean (a flat last-axis reduction, much faster on CPU than mean over (2, 3))."""
-    n, c = x.shape[0], x.shape[1]
-    return x.reshape(n, c, -1).mean(-1)
+    """(N, C, H, W) -> (N, C) spatial mean, as an average pool over the whole map (on CPU its forward and backward
+    are several times faster than a mean reduction and its broadcast gradient)."""
+    n, c, h, w = x.shape
+    return _full_avg_pool(h, w)(x).reshape(n, c)
 
 
 def l2_normalize(x, axis=-1, eps=1e-12):

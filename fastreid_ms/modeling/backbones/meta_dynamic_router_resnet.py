@@ -41,9 +41,21 @@ def _norm(bn_norm, channels):
     return MetaINNorm(channels) if bn_norm == "IN" else MetaBNNorm(channels)
 
 
-def _max_pool_ceil(x):
-    """MaxPool2d(3, stride 2, padding 0, ceil_mode=True) - FastReID's stem pooling (not torchvision's padding 1)."""
-    return ops.max_pool2d(x, 3, 2, 0, ceil_mode=True)
+_MAX_POOL_3X3_S2 = {mode: ops.MaxPool(kernel_size=3, strides=2, pad_mode=mode) for mode in ("VALID", "SAME")}
+
+
+def max_pool_3x3_s2_ceil(x):
+    """MaxPool2d(3, stride 2, padding 0, ceil_mode=True) - FastReID's stem pooling (not torchvision's padding 1).
+
+    ``ops.max_pool2d(..., ceil_mode=True)`` has a CPU backward ~100x slower than the plain MaxPool kernel, so: both
+    sizes odd -> VALID pooling (no ceil-mode extension); both even -> SAME pooling (which then pads exactly one -inf
+    row/column at the bottom/right, the ceil-mode extension); mixed -> explicit -inf padding + VALID.
+    """
+    h, w = x.shape[2], x.shape[3]
+    if h % 2 == w % 2:
+        return _MAX_POOL_3X3_S2["SAME" if h % 2 == 0 else "VALID"](x)
+    pad_h, pad_w = 1 - h % 2, 1 - w % 2
+    return _MAX_POOL_3X3_S2["VALID"](ops.pad(x, (0, pad_w, 0, pad_h), value=float("-inf")))
 
 
 class Bottleneck(nn.Cell):
@@ -97,7 +109,8 @@ class ExpertBottleneck(nn.Cell):
         out = ops.relu(self.bn1(out, opt))
         out = ops.relu(self.bn2(self.conv2(out, opt), opt))
         out = self.bn3(self.conv3(out, opt), opt)
-        return ops.relu(out + ops.tile(x, (1, self.num_experts, 1, 1)))
+        # x.repeat(1, K, 1, 1) as a concat: same values, and its backward (slices) is much cheaper than Tile's.
+        return ops.relu(out + ops.cat((x,) * self.num_experts, 1))
 
 
 def mix_experts(expert_out, weights):
@@ -157,7 +170,7 @@ class DynamicRouterResNet(nn.Cell):
     def construct(self, x, opt=None):
         x = self.conv1(x, opt)
         x = ops.relu(self.bn1(x, opt))
-        x = _max_pool_ceil(x)
+        x = max_pool_3x3_s2_ceil(x)
         paths, side_features = [], []
         for s in range(1, 5):
             x = getattr(self, f"layer{s}")(x, opt)
