@@ -237,3 +237,12 @@ def test_baseline_meta_step(baseline_fx, baseline):
         if value.dtype.kind == "f":
             np.testing.assert_array_equal(params[name].asnumpy(), value,
                                           err_msg=f"{name} changed during the mtrain/mtest forwards")
+
+
+def test_parameter_counts_match_reference(backbone, baseline):
+    """Parameter totals of weights_spec.json (running statistics are not parameters in PyTorch)."""
+    for model, part in ((backbone, "backbone"), (baseline, "baseline")):
+        spec = weights_spec()[part]
+        params = [p for n, p in model.parameters_and_names() if not n.endswith(("running_mean", "running_var"))]
+        assert sum(int(np.prod(p.shape)) for p in params) == spec["param_count"], part
+        assert sum(int(np.prod(p.shape)) for p in params if p.requires_grad) == spec["trainable_param_count"], part
