@@ -15,24 +15,25 @@ batch``), updates the running variance with the UNBIASED batch variance, eps 1e-
   untouched (gradients still flow to the fast or slow affine parameters).
 
 Performance note (MindSpore CPU): broadcasting element-wise kernels (``x * s.reshape(1, C, 1, 1)``) run 5-10x slower
-than same-shape ones and than the BatchNorm kernel, so per-channel scalings are computed with ``ops.batch_norm`` in
-inference form (mean 0, variance 1, a negligible eps: ``x / sqrt(1 + 1e-12) == x`` exactly in float32), and
-instance norm is a batch norm over an ``(1, N*C, H, W)`` view. The results are bitwise the same products.
+than same-shape ones and than the BatchNorm kernel, so per-channel scalings use
+:func:`fastreid_ms.layers.helpers.channel_scale` (an inference-form BatchNorm giving the same products), instance
+norm is a batch norm over an ``(1, N*C, H, W)`` view and global average pooling is an AvgPool over the whole map.
 """
-import math
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Dict, Iterable, Mapping, Optional
 
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore import dtype as mstype
-from mindspore.common.initializer import HeUniform, Normal, Uniform, initializer
+from mindspore.common.initializer import Normal, initializer
 
 from fastreid_ms.layers.conv import conv2d
+from fastreid_ms.layers.helpers import channel_scale
+from fastreid_ms.layers.weight_init import torch_default_bias, torch_default_weight
 
 __all__ = [
-    "MetaOpt", "opt_setting", "meta_step_sizes", "fast_param", "init_tensor", "channel_scale", "global_avg_pool", "l2_normalize",
+    "MetaOpt", "opt_setting", "meta_step_sizes", "fast_param", "init_tensor", "global_avg_pool", "l2_normalize",
     "MetaConv2d", "MetaLinear", "MetaBNNorm", "MetaINNorm", "MetaIBNNorm", "MetaGate", "MetaSELayer", "MetaParam",
     "HyperRouter", "MetaSequential",
 ]
@@ -43,8 +44,6 @@ _OPT_FLAGS = {
     "mtest": ("hold", True),
 }
 _RUNNING_STATS_MODES = ("general", "hold")
-# eps for the inference-form batch norm used as a per-channel multiply: 1 + 1e-12 == 1 in float32 (and float16).
-_SCALE_EPS = 1e-12
 
 
 @dataclass
@@ -116,28 +115,6 @@ def fast_param(param: Parameter, opt: Optional[MetaOpt]):
     return param - float(step) * ops.stop_gradient(grad)
 
 
-def channel_scale(x, scale, shift=None):
-    """``x * scale.reshape(1, C, 1, 1) (+ shift)`` for x (N, C, H, W) and scale (C,), or per-sample
-    ``x * scale.reshape(N, C, 1, 1)`` for scale (N, C), through the inference-form BatchNorm kernel
-    (exact products; see the module docstring for why)."""
-    n, c, h, w = x.shape
-    if scale.ndim == 2:
-        flat = x.reshape(1, n * c, h, w)
-        scale = scale.reshape(n * c)
-        if shift is not None:
-            shift = shift.reshape(n * c)
-        y = _affine_bn(flat, scale, shift)
-        return y.reshape(n, c, h, w)
-    return _affine_bn(x, scale, shift)
-
-
-def _affine_bn(x, scale, shift):
-    c = x.shape[1]
-    if shift is None:
-        shift = ops.zeros(c, x.dtype)
-    return ops.batch_norm(x, ops.zeros(c, x.dtype), ops.ones(c, x.dtype), scale, shift, False, 0.1, _SCALE_EPS)
-
-
 @lru_cache(maxsize=None)
 def _full_avg_pool(height, width):
     return ops.AvgPool(kernel_size=(height, width), strides=1, pad_mode="VALID")
@@ -165,16 +142,6 @@ def init_tensor(init, shape):
     return initializer(init, shape, mstype.float32)
 
 
-def _torch_default_weight(shape, fan_in):
-    """PyTorch's default Linear/Conv init: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    return init_tensor(HeUniform(negative_slope=math.sqrt(5)) if fan_in > 0 else "zeros", shape)
-
-
-def _torch_default_bias(size, fan_in):
-    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-    return init_tensor(Uniform(scale=bound), (size,))
-
-
 class MetaConv2d(nn.Cell):
     """2-D convolution (PyTorch ``nn.Conv2d`` layout and defaults) that can run on fast weights.
 
@@ -191,8 +158,8 @@ class MetaConv2d(nn.Cell):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         fan_in = in_channels // groups * kernel_size * kernel_size
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
-        self.weight = Parameter(_torch_default_weight(shape, fan_in), name="weight")
-        self.bias = Parameter(_torch_default_bias(out_channels, fan_in), name="bias") if bias else None
+        self.weight = Parameter(torch_default_weight(shape), name="weight")
+        self.bias = Parameter(torch_default_bias(out_channels, fan_in), name="bias") if bias else None
 
     def construct(self, x, opt=None):
         weight = fast_param(self.weight, opt)
@@ -210,8 +177,8 @@ class MetaLinear(nn.Cell):
     def __init__(self, in_features, out_features, bias=False):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(_torch_default_weight((out_features, in_features), in_features), name="weight")
-        self.bias = Parameter(_torch_default_bias(out_features, in_features), name="bias") if bias else None
+        self.weight = Parameter(torch_default_weight((out_features, in_features)), name="weight")
+        self.bias = Parameter(torch_default_bias(out_features, in_features), name="bias") if bias else None
 
     def construct(self, x, opt=None):
         weight = fast_param(self.weight, opt)

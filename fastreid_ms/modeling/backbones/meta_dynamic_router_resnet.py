@@ -24,6 +24,7 @@ from fastreid_ms.layers.conv import conv2d
 from fastreid_ms.modeling.ops import (HyperRouter, MetaBNNorm, MetaConv2d, MetaGate, MetaIBNNorm, MetaINNorm,
                                       MetaSELayer, MetaSequential, fast_param, global_avg_pool, l2_normalize)
 from .build import BACKBONE_REGISTRY
+from .resnet import max_pool_3x3_s2_ceil
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +40,6 @@ STAGE_BLOCKS = {"50x": (3, 4, 6, 3), "101x": (3, 4, 23, 3)}
 
 def _norm(bn_norm, channels):
     return MetaINNorm(channels) if bn_norm == "IN" else MetaBNNorm(channels)
-
-
-_MAX_POOL_3X3_S2 = {mode: ops.MaxPool(kernel_size=3, strides=2, pad_mode=mode) for mode in ("VALID", "SAME")}
-
-
-def max_pool_3x3_s2_ceil(x):
-    """MaxPool2d(3, stride 2, padding 0, ceil_mode=True) - FastReID's stem pooling (not torchvision's padding 1).
-
-    ``ops.max_pool2d(..., ceil_mode=True)`` has a CPU backward ~100x slower than the plain MaxPool kernel, so: both
-    sizes odd -> VALID pooling (no ceil-mode extension); both even -> SAME pooling (which then pads exactly one -inf
-    row/column at the bottom/right, the ceil-mode extension); mixed -> explicit -inf padding + VALID.
-    """
-    h, w = x.shape[2], x.shape[3]
-    if h % 2 == w % 2:
-        return _MAX_POOL_3X3_S2["SAME" if h % 2 == 0 else "VALID"](x)
-    pad_h, pad_w = 1 - h % 2, 1 - w % 2
-    return _MAX_POOL_3X3_S2["VALID"](ops.pad(x, (0, pad_w, 0, pad_h), value=float("-inf")))
 
 
 class Bottleneck(nn.Cell):

@@ -14,21 +14,13 @@ from mindspore import nn
 from mindspore.common.initializer import Normal
 
 from fastreid_ms.config import configurable
-from fastreid_ms.layers import any_softmax, pooling
+from fastreid_ms.layers import any_softmax
 from fastreid_ms.modeling.ops import (MetaBNNorm, MetaConv2d, MetaLinear, MetaParam, MetaSequential, init_tensor,
                                       l2_normalize)
 from .build import REID_HEADS_REGISTRY
+from .embedding_head import check_neck_feat, build_pool_layer
 
-__all__ = ["MetaEmbeddingHead", "build_pool_layer"]
-
-
-def build_pool_layer(pool_type):
-    """The pooling Cell named ``pool_type`` (MODEL.HEADS.POOL_LAYER) from :mod:`fastreid_ms.layers.pooling`."""
-    pool_cls = getattr(pooling, pool_type, None) if pool_type in pooling.__all__ else None
-    if pool_cls is None:
-        raise ValueError(f"MODEL.HEADS.POOL_LAYER={pool_type!r} is not a pooling layer; expected one of "
-                         f"{', '.join(pooling.__all__)}")
-    return pool_cls()
+__all__ = ["MetaEmbeddingHead"]
 
 
 @REID_HEADS_REGISTRY.register()
@@ -40,8 +32,7 @@ class MetaEmbeddingHead(nn.Cell):
     def __init__(self, *, feat_dim, embedding_dim, num_classes, neck_feat, pool_type, cls_type, scale, margin,
                  with_bnneck):
         super().__init__()
-        if neck_feat not in ("before", "after"):
-            raise ValueError(f"MODEL.HEADS.NECK_FEAT={neck_feat!r}; expected 'before' or 'after'")
+        check_neck_feat(neck_feat)
         if cls_type != "Linear":
             raise ValueError(f"MetaEmbeddingHead supports MODEL.HEADS.CLS_LAYER 'Linear' only (the reference's "
                              f"other branch is broken), got {cls_type!r}")

@@ -1,0 +1,184 @@
+"""FastReID's ResNet backbone (``build_resnet_backbone``): depths 18x/34x (BasicBlock) and 50x/101x (Bottleneck),
+optional IBN-a (stages 1-3), squeeze-and-excitation and non-local blocks, configurable last stride and norm.
+
+Stem: 7x7/2 conv, norm, ReLU, MaxPool(3, 2, padding 0, ceil_mode=True) (FastReID's pooling, not torchvision's).
+``construct(x)`` returns the last feature map (N, 512 * expansion, H/16 or H/32, ...). Parameter names follow the
+PyTorch state_dict (``layer1.0.bn1.IN.weight``, ``layer2.0.downsample.1.running_mean``, ``NL_2.0.W.1.weight`` ...).
+"""
+import logging
+import math
+
+from mindspore import nn, ops
+from mindspore.common.initializer import Normal
+
+from fastreid_ms.layers import IBN, Non_local, SELayer, get_norm
+from fastreid_ms.layers.conv import Conv2d
+from fastreid_ms.modeling.ops import init_tensor
+from .build import BACKBONE_REGISTRY
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet_backbone", "max_pool_3x3_s2_ceil"]
+
+_MAX_POOL_3X3_S2 = {mode: ops.MaxPool(kernel_size=3, strides=2, pad_mode=mode) for mode in ("VALID", "SAME")}
+
+
+def max_pool_3x3_s2_ceil(x):
+    """MaxPool2d(3, stride 2, padding 0, ceil_mode=True) - FastReID's stem pooling (not torchvision's padding 1).
+
+    ``ops.max_pool2d(..., ceil_mode=True)`` has a CPU backward ~100x slower than the plain MaxPool kernel, so: both
+    sizes odd -> VALID pooling (no ceil-mode extension); both even -> SAME pooling (which then pads exactly one -inf
+    row/column at the bottom/right, the ceil-mode extension); mixed -> explicit -inf padding + VALID.
+    """
+    h, w = x.shape[2], x.shape[3]
+    if h % 2 == w % 2:
+        return _MAX_POOL_3X3_S2["SAME" if h % 2 == 0 else "VALID"](x)
+    pad_h, pad_w = 1 - h % 2, 1 - w % 2
+    return _MAX_POOL_3X3_S2["VALID"](ops.pad(x, (0, pad_w, 0, pad_h), value=float("-inf")))
+
+
+def _first_norm(planes, bn_norm, with_ibn):
+    return IBN(planes, bn_norm) if with_ibn else get_norm(bn_norm, planes)
+
+
+class _Identity(nn.Cell):
+    def construct(self, x):
+        return x
+
+
+class BasicBlock(nn.Cell):
+    """Two 3x3 convs (stride on the first), optional IBN-a first norm and SE, identity / downsample residual."""
+    expansion = 1
+
+    def __init__(self, inplanes, planes, bn_norm, with_ibn=False, with_se=False, stride=1, downsample=None,
+                 reduction=16):
+        super().__init__()
+        self.conv1 = Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = _first_norm(planes, bn_norm, with_ibn)
+        self.conv2 = Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = get_norm(bn_norm, planes)
+        self.se = SELayer(planes, reduction) if with_se else _Identity()
+        self.downsample = downsample
+
+    def construct(self, x):
+        out = ops.relu(self.bn1(self.conv1(x)))
+        out = self.se(self.bn2(self.conv2(out)))
+        residual = x if self.downsample is None else self.downsample(x)
+        return ops.relu(out + residual)
+
+
+class Bottleneck(nn.Cell):
+    """1x1 -> 3x3 (stride) -> 1x1 (x4 channels) with norms, optional IBN-a first norm and SE, residual, ReLU."""
+    expansion = 4
+
+    def __init__(self, inplanes, planes, bn_norm, with_ibn=False, with_se=False, stride=1, downsample=None,
+                 reduction=16):
+        super().__init__()
+        self.conv1 = Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = _first_norm(planes, bn_norm, with_ibn)
+        self.conv2 = Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = get_norm(bn_norm, planes)
+        self.conv3 = Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = get_norm(bn_norm, planes * self.expansion)
+        self.se = SELayer(planes * self.expansion, reduction) if with_se else _Identity()
+        self.downsample = downsample
+
+    def construct(self, x):
+        out = ops.relu(self.bn1(self.conv1(x)))
+        out = ops.relu(self.bn2(self.conv2(out)))
+        out = self.se(self.bn3(self.conv3(out)))
+        residual = x if self.downsample is None else self.downsample(x)
+        return ops.relu(out + residual)
+
+
+class ResNet(nn.Cell):
+    """FastReID ResNet trunk; ``layers`` blocks per stage, ``non_layers`` non-local blocks per stage (inserted
+    after the last ``non_layers[s]`` blocks of stage s when ``with_nl``). Stage 4 never uses IBN (upstream)."""
+
+    def __init__(self, last_stride, bn_norm, with_ibn, with_se, with_nl, block, layers, non_layers):
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = get_norm(bn_norm, 64)
+        self.layer1 = self._make_layer(block, 64, layers[0], 1, bn_norm, with_ibn, with_se)
+        self.layer2 = self._make_layer(block, 128, layers[1], 2, bn_norm, with_ibn, with_se)
+        self.layer3 = self._make_layer(block, 256, layers[2], 2, bn_norm, with_ibn, with_se)
+        self.layer4 = self._make_layer(block, 512, layers[3], last_stride, bn_norm, False, with_se)
+        self.random_init()
+        self.nl_indices = ((), (), (), ())
+        if with_nl:
+            self._build_nonlocal(layers, non_layers, bn_norm, block.expansion)
+
+    def _make_layer(self, block, planes, blocks, stride, bn_norm, with_ibn, with_se):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.SequentialCell([
+                Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
+                get_norm(bn_norm, planes * block.expansion),
+            ])
+        cells = [block(self.inplanes, planes, bn_norm, with_ibn, with_se, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        cells += [block(self.inplanes, planes, bn_norm, with_ibn, with_se) for _ in range(1, blocks)]
+        return nn.SequentialCell(cells)
+
+    def _build_nonlocal(self, layers, non_layers, bn_norm, expansion):
+        indices = []
+        for s, (blocks, count) in enumerate(zip(layers, non_layers), 1):
+            channels = 64 * 2 ** (s - 1) * expansion
+            setattr(self, f"NL_{s}", nn.CellList([Non_local(channels, bn_norm) for _ in range(count)]))
+            indices.append(tuple(sorted(blocks - (i + 1) for i in range(count))))
+        self.nl_indices = tuple(indices)
+
+    def random_init(self):
+        """Upstream ``random_init``: conv weights ~ N(0, sqrt(2 / (kh * kw * out_channels))); norms keep 1 / 0."""
+        for _, cell in self.cells_and_names():
+            if isinstance(cell, Conv2d):
+                n = cell.kernel_size[0] * cell.kernel_size[1] * cell.out_channels
+                cell.weight.set_data(init_tensor(Normal(sigma=math.sqrt(2.0 / n)), cell.weight.shape))
+
+    def construct(self, x):
+        x = max_pool_3x3_s2_ceil(ops.relu(self.bn1(self.conv1(x))))
+        for s, layer in enumerate((self.layer1, self.layer2, self.layer3, self.layer4), 1):
+            nl_index = self.nl_indices[s - 1]
+            for i, block in enumerate(layer.cell_list):
+                x = block(x)
+                if i in nl_index:
+                    x = getattr(self, f"NL_{s}")[nl_index.index(i)](x)
+        return x
+
+
+_STAGE_BLOCKS = {"18x": (2, 2, 2, 2), "34x": (3, 4, 6, 3), "50x": (3, 4, 6, 3), "101x": (3, 4, 23, 3)}
+_NL_BLOCKS = {"18x": (0, 0, 0, 0), "34x": (0, 0, 0, 0), "50x": (0, 2, 3, 0), "101x": (0, 2, 9, 0)}
+_BLOCK = {"18x": BasicBlock, "34x": BasicBlock, "50x": Bottleneck, "101x": Bottleneck}
+
+
+@BACKBONE_REGISTRY.register()
+def build_resnet_backbone(cfg):
+    """ResNet from ``MODEL.BACKBONE`` (DEPTH, LAST_STRIDE, NORM, WITH_IBN, WITH_SE, WITH_NL); with PRETRAIN, the
+    PyTorch ImageNet weights at PRETRAIN_PATH are loaded non-strictly (missing / unexpected keys are logged)."""
+    bb = cfg.MODEL.BACKBONE
+    depth = bb.DEPTH
+    if depth not in _STAGE_BLOCKS:
+        raise ValueError(f"MODEL.BACKBONE.DEPTH={depth!r} is not supported by build_resnet_backbone; expected one of "
+                         f"{sorted(_STAGE_BLOCKS)}")
+    model = ResNet(bb.LAST_STRIDE, bb.NORM, bb.WITH_IBN, bb.WITH_SE, bb.WITH_NL, _BLOCK[depth], _STAGE_BLOCKS[depth],
+                   _NL_BLOCKS[depth])
+    if bb.PRETRAIN:
+        key = ("se_" if bb.WITH_SE else "") + ("ibn_" if bb.WITH_IBN else "") + depth
+        if not bb.PRETRAIN_PATH:
+            raise ValueError(f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download the "
+                             f"ImageNet weights for {key!r} (a PyTorch .pth) and set MODEL.BACKBONE.PRETRAIN_PATH")
+        from fastreid_ms.utils.checkpoint import load_torch_state_dict
+        from fastreid_ms.utils.torch_pickle import load_pth
+
+        incompatible = load_torch_state_dict(model, load_pth(bb.PRETRAIN_PATH), skip_shape_mismatch=True,
+                                             source=bb.PRETRAIN_PATH)
+        if incompatible.missing_keys:
+            logger.info("Keys not in the pretrained weights (initialised randomly): %s",
+                        ", ".join(incompatible.missing_keys))
+        if incompatible.unexpected_keys:
+            logger.info("Pretrained keys the model does not use: %s", ", ".join(incompatible.unexpected_keys))
+        if incompatible.shape_mismatch_keys:
+            logger.warning("Pretrained keys skipped for a shape mismatch: %s",
+                           ", ".join(incompatible.shape_mismatch_keys))
+    return model
