@@ -33,8 +33,8 @@ from fastreid_ms.layers.helpers import channel_scale
 from fastreid_ms.layers.weight_init import torch_default_bias, torch_default_weight
 
 __all__ = [
-    "MetaOpt", "opt_setting", "meta_step_sizes", "fast_param", "init_tensor", "global_avg_pool", "l2_normalize",
-    "MetaConv2d", "MetaLinear", "MetaBNNorm", "MetaINNorm", "MetaIBNNorm", "MetaGate", "MetaSELayer", "MetaParam",
+    "MetaOpt", "opt_setting", "meta_step_sizes", "fast_param", "init_tensor", "global_avg_pool", "linear",
+    "l2_normalize", "MetaConv2d", "MetaLinear", "MetaBNNorm", "MetaINNorm", "MetaIBNNorm", "MetaGate", "MetaSELayer", "MetaParam",
     "HyperRouter", "MetaSequential",
 ]
 
@@ -127,6 +127,17 @@ def global_avg_pool(x):
     return _full_avg_pool(h, w)(x).reshape(n, c)
 
 
+_MATMUL_TRANSPOSE_B = ops.MatMul(transpose_b=True)
+
+
+def linear(x, weight, bias=None):
+    """PyTorch ``F.linear``: ``x @ weight.T (+ bias)`` for x (N, in) and weight (out, in). A MatMul with
+    ``transpose_b`` is several times faster on CPU than ``ops.dense`` / ``ops.matmul(x, weight.T)`` for the large
+    classifier and centre matrices (forward and backward)."""
+    y = _MATMUL_TRANSPOSE_B(x, weight)
+    return y if bias is None else ops.bias_add(y, bias)
+
+
 def l2_normalize(x, axis=-1, eps=1e-12):
     """PyTorch ``F.normalize``: ``x / max(||x||_2, eps)`` (``ops.L2Normalize`` puts its eps on the squared norm)."""
     norm = ops.sqrt((x * x).sum(axis, keepdims=True))
@@ -183,7 +194,7 @@ class MetaLinear(nn.Cell):
     def construct(self, x, opt=None):
         weight = fast_param(self.weight, opt)
         bias = fast_param(self.bias, opt) if self.bias is not None else None
-        return ops.dense(x, weight, bias)
+        return linear(x, weight, bias)
 
     def extend_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -312,8 +323,8 @@ class MetaParam(nn.Cell):
     def construct(self, x, opt=None):
         centers = fast_param(self.centers, opt)
         x_sq = (x * x).sum(1, keepdims=True)
-        c_sq = (centers * centers).sum(1, keepdims=True)
-        return x_sq + c_sq.T - 2.0 * ops.matmul(x, centers.T)
+        c_sq = ops.square(centers).sum(1).reshape(1, -1)
+        return x_sq + c_sq - 2.0 * linear(x, centers)
 
 
 class HyperRouter(nn.Cell):

@@ -6,13 +6,13 @@ margin of ArcSoftmax / CosSoftmax / CircleSoftmax on the target class), ``pred_c
 the neck feature (N, D). ``Linear`` classifies ``neck @ weight.T``; the margin layers classify cosine similarities
 ``normalize(neck) @ normalize(weight).T``.
 """
-from mindspore import Parameter, nn, ops
+from mindspore import Parameter, nn
 from mindspore.common.initializer import Normal
 
 from fastreid_ms.config import configurable
 from fastreid_ms.layers import any_softmax, get_norm, pooling, weights_init_kaiming
 from fastreid_ms.layers.conv import Conv2d
-from fastreid_ms.modeling.ops import init_tensor, l2_normalize
+from fastreid_ms.modeling.ops import init_tensor, l2_normalize, linear
 from .build import REID_HEADS_REGISTRY
 
 __all__ = ["EmbeddingHead", "build_pool_layer", "build_cls_layer", "check_neck_feat"]
@@ -87,9 +87,9 @@ class EmbeddingHead(nn.Cell):
         if not self.training:
             return neck_feat
         if self.cosine_logits:
-            logits = ops.dense(l2_normalize(neck_feat, 1), l2_normalize(self.weight, 1))
+            logits = linear(l2_normalize(neck_feat, 1), l2_normalize(self.weight, 1))
         else:
-            logits = ops.dense(neck_feat, self.weight)
+            logits = linear(neck_feat, self.weight)
         feat = neck_feat if self.neck_feat == "after" else pool_feat.reshape(pool_feat.shape[0], pool_feat.shape[1])
         return {
             "cls_outputs": self.cls_layer(logits, targets),
