@@ -27,7 +27,7 @@ import mindspore as ms  # noqa: E402
 from mindspore.experimental.optim import SGD  # noqa: E402
 
 from fastreid_ms.config import get_cfg  # noqa: E402
-from fastreid_ms.layers.conv import set_cpu_conv_impl  # noqa: E402
+from fastreid_ms.layers.conv import get_cpu_conv_impl, probe_cpu_conv_impl, set_cpu_conv_impl  # noqa: E402
 from fastreid_ms.modeling import build_model, opt_setting  # noqa: E402
 
 NUM_CLASSES = (11934, 751, 1041)
@@ -104,6 +104,9 @@ def main():
     eval_s, eval_all = timed(eval_forward, args.runs, args.warmup)
     train_s, train_all = timed(train_step, args.runs, args.warmup)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if args.device.upper() == "CPU":
+        mode = get_cpu_conv_impl()
+        print(f"CPU convolution: MODEL.CPU_CONV={mode}" + (f" -> {probe_cpu_conv_impl()}" if mode == "auto" else ""))
     print(f"eval forward runs (s): {[round(t, 3) for t in eval_all]}")
     print(f"train step runs (s): {[round(t, 3) for t in train_all]}")
     print(json.dumps({"eval_forward_s": round(eval_s, 4), "train_step_s": round(train_s, 4),

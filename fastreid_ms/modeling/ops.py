@@ -20,7 +20,6 @@ than same-shape ones and than the BatchNorm kernel, so per-channel scalings use
 norm is a batch norm over an ``(1, N*C, H, W)`` view and global average pooling is an AvgPool over the whole map.
 """
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Dict, Iterable, Mapping, Optional
 
 import numpy as np
@@ -31,10 +30,11 @@ from mindspore.common.initializer import Normal, initializer
 from fastreid_ms.layers.conv import conv2d
 from fastreid_ms.layers.helpers import channel_scale
 from fastreid_ms.layers.weight_init import torch_default_bias, torch_default_weight
+from fastreid_ms.modeling.losses.utils import l2_normalize
 
 __all__ = [
     "MetaOpt", "opt_setting", "meta_step_sizes", "fast_param", "init_tensor", "global_avg_pool", "linear",
-    "l2_normalize", "MetaConv2d", "MetaLinear", "MetaBNNorm", "MetaINNorm", "MetaIBNNorm", "MetaGate", "MetaSELayer", "MetaParam",
+    "MetaConv2d", "MetaLinear", "MetaBNNorm", "MetaINNorm", "MetaIBNNorm", "MetaGate", "MetaSELayer", "MetaParam",
     "HyperRouter", "MetaSequential",
 ]
 
@@ -115,16 +115,11 @@ def fast_param(param: Parameter, opt: Optional[MetaOpt]):
     return param - float(step) * ops.stop_gradient(grad)
 
 
-@lru_cache(maxsize=None)
-def _full_avg_pool(height, width):
-    return ops.AvgPool(kernel_size=(height, width), strides=1, pad_mode="VALID")
-
-
 def global_avg_pool(x):
     """(N, C, H, W) -> (N, C) spatial mean, as an average pool over the whole map (on CPU its forward and backward
     are several times faster than a mean reduction and its broadcast gradient)."""
     n, c, h, w = x.shape
-    return _full_avg_pool(h, w)(x).reshape(n, c)
+    return ops.AvgPool(kernel_size=(h, w), strides=1, pad_mode="VALID")(x).reshape(n, c)
 
 
 _MATMUL_TRANSPOSE_B = ops.MatMul(transpose_b=True)
@@ -136,12 +131,6 @@ def linear(x, weight, bias=None):
     classifier and centre matrices (forward and backward)."""
     y = _MATMUL_TRANSPOSE_B(x, weight)
     return y if bias is None else ops.bias_add(y, bias)
-
-
-def l2_normalize(x, axis=-1, eps=1e-12):
-    """PyTorch ``F.normalize``: ``x / max(||x||_2, eps)`` (``ops.L2Normalize`` puts its eps on the squared norm)."""
-    norm = ops.sqrt((x * x).sum(axis, keepdims=True))
-    return x / ops.clamp(norm, min=eps)
 
 
 def init_tensor(init, shape):
@@ -342,7 +331,7 @@ class HyperRouter(nn.Cell):
     def construct(self, x, opt=None):
         n = x.shape[0]
         v = global_avg_pool(x)
-        h = ops.relu(l2_normalize(self.fc1(v, opt), -1))
+        h = ops.relu(l2_normalize(self.fc1(v, opt), 1))
         w = self.fc2(h, opt).reshape(n, self.planes, self.num_experts)
         domain_logits = self.fc_classifier(w.reshape(n, self.planes * self.num_experts), opt)
         logits = ops.bmm(v.reshape(n, 1, self.planes), w).reshape(n, self.num_experts)

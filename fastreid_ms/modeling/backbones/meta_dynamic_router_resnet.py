@@ -22,7 +22,8 @@ from mindspore import dtype as mstype
 
 from fastreid_ms.layers.conv import conv2d
 from fastreid_ms.modeling.ops import (HyperRouter, MetaBNNorm, MetaConv2d, MetaGate, MetaIBNNorm, MetaINNorm,
-                                      MetaSELayer, MetaSequential, fast_param, global_avg_pool, l2_normalize)
+                                      MetaSELayer, MetaSequential, fast_param, global_avg_pool)
+from fastreid_ms.modeling.losses.utils import l2_normalize
 from .build import BACKBONE_REGISTRY
 from .resnet import max_pool_3x3_s2_ceil
 

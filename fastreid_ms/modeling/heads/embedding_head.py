@@ -12,7 +12,8 @@ from mindspore.common.initializer import Normal
 from fastreid_ms.config import configurable
 from fastreid_ms.layers import any_softmax, get_norm, pooling, weights_init_kaiming
 from fastreid_ms.layers.conv import Conv2d
-from fastreid_ms.modeling.ops import init_tensor, l2_normalize, linear
+from fastreid_ms.modeling.losses.utils import l2_normalize
+from fastreid_ms.modeling.ops import init_tensor, linear
 from .build import REID_HEADS_REGISTRY
 
 __all__ = ["EmbeddingHead", "build_pool_layer", "build_cls_layer", "check_neck_feat"]

@@ -15,8 +15,8 @@ from mindspore.common.initializer import Normal
 
 from fastreid_ms.config import configurable
 from fastreid_ms.layers import any_softmax
-from fastreid_ms.modeling.ops import (MetaBNNorm, MetaConv2d, MetaLinear, MetaParam, MetaSequential, init_tensor,
-                                      l2_normalize)
+from fastreid_ms.modeling.losses.utils import l2_normalize
+from fastreid_ms.modeling.ops import MetaBNNorm, MetaConv2d, MetaLinear, MetaParam, MetaSequential, init_tensor
 from .build import REID_HEADS_REGISTRY
 from .embedding_head import check_neck_feat, build_pool_layer
 
