@@ -13,21 +13,17 @@ is replaced by a domain-invariant / domain-specific pair:
 four stages and ``side_features`` the four normalised per-stage features (unused by Baseline, kept for fidelity).
 Every parameter and running statistic is named like the reference's ``state_dict()``.
 """
-import logging
 import math
 
 from mindspore import nn, ops
-from mindspore.common.initializer import Normal, initializer
-from mindspore import dtype as mstype
+from mindspore.common.initializer import Normal
 
 from fastreid_ms.layers.conv import conv2d
 from fastreid_ms.modeling.ops import (HyperRouter, MetaBNNorm, MetaConv2d, MetaGate, MetaIBNNorm, MetaINNorm,
-                                      MetaSELayer, MetaSequential, fast_param, global_avg_pool)
+                                      MetaSELayer, MetaSequential, fast_param, global_avg_pool, init_tensor)
 from fastreid_ms.modeling.losses.utils import l2_normalize
 from .build import BACKBONE_REGISTRY
 from .resnet import max_pool_3x3_s2_ceil
-
-logger = logging.getLogger(__name__)
 
 NUM_EXPERTS = 4  # K, a module constant in the reference
 NUM_DOMAINS = 3  # outputs of the routers' (unused) domain classifiers
@@ -150,7 +146,7 @@ class DynamicRouterResNet(nn.Cell):
         for _, cell in self.cells_and_names():
             if isinstance(cell, MetaConv2d):
                 n = cell.kernel_size * cell.kernel_size * cell.out_channels
-                cell.weight.set_data(initializer(Normal(sigma=math.sqrt(2.0 / n)), cell.weight.shape, mstype.float32))
+                cell.weight.set_data(init_tensor(Normal(sigma=math.sqrt(2.0 / n)), cell.weight.shape))
 
     def construct(self, x, opt=None):
         x = self.conv1(x, opt)
