@@ -68,3 +68,28 @@ def test_surgery_matches_reference(fx, surgery):
     for k in float_keys:
         if k not in sources:
             np.testing.assert_array_equal(state[k], model_state[k], err_msg=f"{k} is not loaded but changed")
+
+
+def test_builder_loads_the_surgery_result(fx, surgery, monkeypatch):
+    """build_backbone with PRETRAIN: the checkpoint comes from load_pth(PRETRAIN_PATH) (here the regenerated
+    synthetic IBN-a state) and every key the reference loads gets the reference's value."""
+    from fastreid_ms.utils import torch_pickle
+
+    ibn = surgery[0]
+    requested = []
+    monkeypatch.setattr(torch_pickle, "load_pth", lambda path: requested.append(path) or dict(ibn))
+    cfg = dr50_cfg()
+    cfg.MODEL.BACKBONE.PRETRAIN = True
+    cfg.MODEL.BACKBONE.PRETRAIN_PATH = "resnet50_ibn_a-d9d0bb7b.pth"
+    model = build_backbone(cfg)
+    assert requested == ["resnet50_ibn_a-d9d0bb7b.pth"]
+    params = dict(model.parameters_and_names())
+    keys = fx.info["dr50_keys"]
+    for key, flag, ref_sum, ref_norm in zip(keys, fx["loaded"], fx["sum"], fx["norm"]):
+        if flag:
+            value = params[key].asnumpy().astype(np.float64)
+            _close(np.array([value.sum(), np.linalg.norm(value)]), np.array([ref_sum, ref_norm]), key)
+    for key in fx.keys("p_"):
+        name = key[2:]
+        if fx["loaded"][keys.index(name)]:
+            np.testing.assert_allclose(params[name].asnumpy(), fx[key], rtol=1e-6, atol=0, err_msg=name)
