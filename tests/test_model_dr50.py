@@ -84,6 +84,8 @@ def test_eval_features_and_training_loss_dicts(model):
     assert list(losses) == ["loss_triplet_mtest", "loss_domain_intra", "loss_domain_inter", "loss_Center"]
     # single domain: the reference's interCluster returns the domain id as a constant
     assert float(losses["loss_domain_inter"].asnumpy()) == 1.0
+    with pytest.raises(KeyError, match="Parameter.name"):
+        model(one_domain, opt_setting("mtest", {"conv1.weight": grads["backbone.conv1.weight"]}, {"conv1.weight": 0.1}))
 
 
 def test_baseline_input_errors(model):

@@ -96,6 +96,8 @@ class Baseline(nn.Cell):
         """Eval: features. Train: the loss dict, or ``(loss_dict, outputs)`` with ``return_outputs`` (the head's
         training outputs plus ``"paths"``, the routing weights, for logging / inspection)."""
         images = self.preprocess_image(batched_inputs)
+        if opt is not None and opt.meta and opt.fast_grads:
+            self._check_fast_grad_names(opt.fast_grads)
         if self.is_meta:
             backbone_out = self.backbone(images, opt)
             if not (isinstance(backbone_out, tuple) and len(backbone_out) == 3):
@@ -125,6 +127,16 @@ class Baseline(nn.Cell):
             outputs = self.heads(features, targets)
             losses = self.losses(outputs, targets)
         return (losses, outputs) if return_outputs else losses
+
+    def _check_fast_grad_names(self, fast_grads):
+        """Fast gradients are looked up by ``Parameter.name``; a key naming no trainable parameter of this model
+        (e.g. names taken without the prefix a wrapping Cell adds to ``Parameter.name``) would silently leave the
+        slow weights in place, so it is an error."""
+        unknown = set(fast_grads) - {p.name for p in self.trainable_params()}
+        if unknown:
+            raise KeyError(f"opt.fast_grads has {len(unknown)} key(s) that name no trainable parameter of the model, "
+                           f"e.g. {sorted(unknown)[:3]}; key fast gradients by Parameter.name (p.name for p in "
+                           f"model.trainable_params())")
 
     def losses(self, outputs, gt_labels, domain_labels=None, paths=None, opt=None):
         """The loss dict (see the module docstring) from the head's training outputs."""
