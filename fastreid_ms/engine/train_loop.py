@@ -139,6 +139,8 @@ class TrainerBase:
             h.after_step()
 
     def after_epoch(self):
+        # as FastReID: epoch-end scalars (evaluation results) are recorded at the next iteration number
+        self.storage.iter = self.iter
         for h in self._hooks:
             h.after_epoch()
 
