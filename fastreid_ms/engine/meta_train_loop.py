@@ -9,7 +9,11 @@ step with the meta optimizer:
 2. meta-train: one batch of every other source domain, concatenated in domain order; ``g = d L_mtr / d theta``;
 3. meta-test: the held-out domain's batch through the fast weights ``theta' = theta - alpha * stop_gradient(g)``
    (``alpha`` = the meta optimizer's current lr, x ``SOLVER.META.ADAPTOR_STEP_FACTOR`` for ``adaptor`` parameters);
-   ``g' = d L_mte(theta') / d theta`` (= dL/dtheta' since the fast gradient is a constant: first order);
+   ``g' = d L_mte(theta') / d theta`` (= dL/dtheta' since the fast gradient is a constant: first order). The
+   trainer evaluates it by writing ``theta'`` into the Parameters for the meta-test pass (:func:`fast_weights`) and
+   differentiating the plain forward there, which equals the model's functional fast-weight path
+   (``opt.fast_grads``, what the reference does) and lets the meta-test pass run the same (compiled) graph as the
+   other passes;
 4. the meta optimizer steps on ``g + g'`` (the gradient of ``L_mtr + L_mte``).
 
 Both meta forwards use batch statistics without touching the running statistics ('hold').
@@ -28,7 +32,8 @@ from the first chunk only (REFERENCE.md §5.7). With n = 1 (default) the step is
 import logging
 import math
 import time
-from typing import Dict, List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -36,7 +41,7 @@ from fastreid_ms.modeling.ops import MetaOpt, meta_step_sizes, opt_setting
 from fastreid_ms.solver.optim import StickyGradMask, grad_presence
 from .train_loop import SimpleTrainer, _load_loader_state, _loader_state, _sum_losses, average_gradients
 
-__all__ = ["MetaLearningTrainer", "concat_batches", "split_batch"]
+__all__ = ["MetaLearningTrainer", "concat_batches", "split_batch", "fast_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,25 @@ def split_batch(batch: Dict[str, np.ndarray], chunks: int) -> List[Dict[str, np.
     n = len(batch["images"])
     size = int(math.ceil(n / chunks))
     return [{k: np.asarray(v)[start:start + size] for k, v in batch.items()} for start in range(0, n, size)]
+
+
+@contextmanager
+def fast_weights(params: Sequence, fast_grads: Mapping[str, object], step_sizes: Mapping[str, float]):
+    """Within the block, every Parameter with an entry in ``fast_grads`` holds its fast weight
+    ``param - step_sizes[name] * fast_grads[name]`` (the same float32 expression as
+    :func:`fastreid_ms.modeling.ops.fast_param`); the slow values are restored on exit, also after an error."""
+    saved = []
+    try:
+        for p in params:
+            grad = fast_grads.get(p.name)
+            if grad is None:
+                continue
+            saved.append((p, p.value()))
+            p.set_data(p.value() - float(step_sizes[p.name]) * grad)
+        yield
+    finally:
+        for p, value in saved:
+            p.set_data(value)
 
 
 class MetaLearningTrainer(SimpleTrainer):
@@ -133,7 +157,8 @@ class MetaLearningTrainer(SimpleTrainer):
         present = grad_presence(mtrain_grads)
         fast_grads = {name: g for name, g, has in zip(self._names, mtrain_grads, present) if has}
         step_sizes = meta_step_sizes(fast_grads, self.meta_lr, self.adaptor_step_factor)
-        mtest_losses, mtest_grads = self.losses_and_grads(mtest_batch, opt_setting("mtest", fast_grads, step_sizes))
+        with fast_weights(self.weights, fast_grads, step_sizes):
+            mtest_losses, mtest_grads = self.losses_and_grads(mtest_batch, opt_setting("mtest"))
 
         grads = tuple(a + b for a, b in zip(mtrain_grads, mtest_grads))
         merged = dict(mtrain_losses)

@@ -15,7 +15,7 @@ accepted in eval mode.
 Unlike the reference, the images are normalised into a new tensor: the caller's batch is never modified.
 """
 import numpy as np
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, nn
 from mindspore import dtype as mstype
 
 from fastreid_ms.config import configurable
@@ -26,7 +26,6 @@ from .build import META_ARCH_REGISTRY
 
 __all__ = ["Baseline"]
 
-_NORMALIZE_EPS = 1e-12  # sqrt(1 + 1e-12) == 1 in float32
 
 
 def _as_tensor(value, dtype, key):
@@ -56,9 +55,8 @@ class Baseline(nn.Cell):
         # Constants, not Parameters: not saved, like the reference's non-persistent buffers.
         self.pixel_mean = Tensor(mean)
         self.pixel_std = Tensor(std)
-        self._inv_std = Tensor((1.0 / std.astype(np.float64)).astype(np.float32))
-        self._unit_var = Tensor(np.ones(mean.size, np.float32))
-        self._zero_shift = Tensor(np.zeros(mean.size, np.float32))
+        self._mean_nchw = Tensor(mean.reshape(1, -1, 1, 1))
+        self._std_nchw = Tensor(std.reshape(1, -1, 1, 1))
 
     @classmethod
     def from_config(cls, cfg):
@@ -87,10 +85,9 @@ class Baseline(nn.Cell):
         if images.ndim != 4 or images.shape[1] != self.pixel_mean.shape[0]:
             raise ValueError(f"batched_inputs['images'] must be (N, {self.pixel_mean.shape[0]}, H, W), got shape "
                              f"{tuple(images.shape)}")
-        # (images - mean) * (1 / std) in one inference-form BatchNorm call (variance 1, negligible eps): MindSpore's
-        # CPU broadcasting subtract/divide are many times slower than the BatchNorm kernel.
-        return ops.batch_norm(images, self.pixel_mean, self._unit_var, self._inv_std, self._zero_shift, False, 0.1,
-                              _NORMALIZE_EPS)
+        # exactly the reference's (x - mean) / std: a multiply by 1/std rounds differently, and the train-mode
+        # network amplifies that enough to move the meta-test losses of train_iter.npz past the fixture tolerance
+        return (images - self._mean_nchw) / self._std_nchw
 
     def construct(self, batched_inputs, opt=None, return_outputs=False):
         """Eval: features. Train: the loss dict, or ``(loss_dict, outputs)`` with ``return_outputs`` (the head's
