@@ -219,6 +219,18 @@ _C.DATASETS.NAMES = ("Market1501",)
 _C.DATASETS.TESTS = ("Market1501",)
 # Combine trainset and testset joint training
 _C.DATASETS.COMBINEALL = False
+# Synthetic datasets (fastreid_ms.data.synthetic): when ENABLED, every dataset of NAMES / TESTS whose folder is absent
+# under ROOT is generated there first, in its real on-disk layout (demo, tests, benchmarks; no download needed).
+_C.DATASETS.SYNTHETIC = CN({"ENABLED": False})
+_C.DATASETS.SYNTHETIC.SEED = 0
+# (height, width) of the generated crops
+_C.DATASETS.SYNTHETIC.IMAGE_SIZE = [128, 64]
+# identities in the train split / in query+gallery, images per train identity, gallery images per camera of a test id
+_C.DATASETS.SYNTHETIC.TRAIN_IDS = 32
+_C.DATASETS.SYNTHETIC.TEST_IDS = 32
+_C.DATASETS.SYNTHETIC.MIN_IMAGES = 2
+_C.DATASETS.SYNTHETIC.MAX_IMAGES = 6
+_C.DATASETS.SYNTHETIC.TEST_IMAGES = 2
 
 # -----------------------------------------------------------------------------
 # DataLoader

@@ -9,6 +9,7 @@ from .common import CommDataset
 from .data_utils import filter_readable
 from .datasets import DATASET_REGISTRY
 from .loader import ReidDataLoader
+from .synthetic import ensure_synthetic_datasets
 from .transforms import build_transforms
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def build_train_set(cfg, transforms=None, combineall: Optional[bool] = None,
         raise ValueError("DATASETS.NAMES is empty; name at least one registered dataset, e.g. ('Market1501',)")
     if len(set(names)) != len(names):
         raise ValueError(f"DATASETS.NAMES={tuple(names)} lists a dataset twice; each source domain must be unique")
+    ensure_synthetic_datasets(cfg)
     if transforms is None:
         transforms = build_transforms(cfg, is_train=True)
     combineall = cfg.DATASETS.COMBINEALL if combineall is None else combineall
@@ -135,6 +137,7 @@ def build_reid_test_loader(cfg, dataset_name: str, *, rank: Optional[int] = None
     With ``world_size`` > 1 each rank reads a contiguous shard (FastReID ``InferenceSampler``)."""
     rank = comm.get_rank() if rank is None else rank
     world_size = comm.get_world_size() if world_size is None else world_size
+    ensure_synthetic_datasets(cfg)
     data = _dataset(dataset_name, cfg.DATASETS.ROOT, **dataset_kwargs)
     query, gallery = data.query, data.gallery
     if cfg.DATALOADER.SKIP_UNREADABLE_IMAGES:

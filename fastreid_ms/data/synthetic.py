@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 ALL_DATASETS = ("Market1501", "DukeMTMC", "MSMT17", "cuhkSYSU", "CUHK03")
 _NUM_CAMERAS = {"Market1501": 6, "DukeMTMC": 8, "MSMT17": 15, "cuhkSYSU": 1, "CUHK03": 2}
 _SUMMARY_FILE = "synthetic_reid.json"
+# default folder of each dataset under the root (FastReID's layouts)
+DATASET_FOLDERS = {"Market1501": "Market-1501-v15.09.15", "DukeMTMC": "DukeMTMC-reID", "MSMT17": "MSMT17_V1",
+                   "cuhkSYSU": "cuhk_sysu", "CUHK03": "cuhk03"}
 
 
 @dataclass
@@ -409,8 +412,8 @@ def make_synthetic_reid(root: str, datasets: Sequence[str] = ALL_DATASETS, *, se
         if spec.min_images < 1 or spec.max_images < spec.min_images:
             raise ValueError(f"{name}: need 1 <= min_images <= max_images, got {spec.min_images}, {spec.max_images}")
         rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-        folder = {"Market1501": market1501_dir, "DukeMTMC": "DukeMTMC-reID",
-                  "MSMT17": f"MSMT17_{msmt17_version}", "cuhkSYSU": "cuhk_sysu", "CUHK03": cuhk03_dir}[name]
+        folder = {**DATASET_FOLDERS, "Market1501": market1501_dir, "MSMT17": f"MSMT17_{msmt17_version}",
+                  "CUHK03": cuhk03_dir}[name]
         writer = _Writer(name, os.path.join(root, folder), rng, tuple(image_size), _NUM_CAMERAS[name])
         if name in ("Market1501", "DukeMTMC"):
             stats = _market_like(writer, spec, duke=name == "DukeMTMC")
@@ -427,3 +430,32 @@ def make_synthetic_reid(root: str, datasets: Sequence[str] = ALL_DATASETS, *, se
     with open(os.path.join(root, _SUMMARY_FILE), "w") as f:
         json.dump({"seed": seed, "image_size": list(image_size), "datasets": summary}, f, indent=1)
     return summary
+
+
+
+def ensure_synthetic_datasets(cfg) -> List[str]:
+    """With ``DATASETS.SYNTHETIC.ENABLED``: write the synthetic version of every ``DATASETS.NAMES`` / ``TESTS``
+    dataset whose folder is absent under ``DATASETS.ROOT`` (sizes and seed from ``DATASETS.SYNTHETIC.*``); existing
+    folders are left alone. Returns the names generated. With several processes, rank 0 writes and the others
+    wait."""
+    from fastreid_ms.utils import comm
+
+    syn = cfg.DATASETS.SYNTHETIC
+    if not syn.ENABLED:
+        return []
+    names = list(dict.fromkeys(list(cfg.DATASETS.NAMES) + list(cfg.DATASETS.TESTS)))
+    unknown = [n for n in names if n not in DATASET_FOLDERS]
+    if unknown:
+        raise ValueError(f"DATASETS.SYNTHETIC.ENABLED: no synthetic generator for {unknown}; it writes "
+                         f"{sorted(DATASET_FOLDERS)}")
+    root = cfg.DATASETS.ROOT
+    missing = [n for n in names if not os.path.isdir(os.path.join(root, DATASET_FOLDERS[n]))]
+    if missing and comm.is_main_process():
+        logger.info("Generating synthetic datasets %s under %s (DATASETS.SYNTHETIC.ENABLED)", missing, root)
+        sizes = SyntheticSizes(num_train_ids=int(syn.TRAIN_IDS), num_test_ids=int(syn.TEST_IDS),
+                               min_images=int(syn.MIN_IMAGES), max_images=int(syn.MAX_IMAGES),
+                               test_images=int(syn.TEST_IMAGES))
+        make_synthetic_reid(root, missing, seed=int(syn.SEED), image_size=tuple(int(v) for v in syn.IMAGE_SIZE),
+                            sizes={n: sizes for n in missing})
+    comm.synchronize()
+    return missing

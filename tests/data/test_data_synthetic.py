@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fastreid_ms.data import read_image
 from fastreid_ms.data.datasets import Market1501
@@ -97,3 +98,27 @@ def test_identities_are_learnable(tmp_path):
     rank1 = _rank1(query_feats, gallery_feats, data.query, data.gallery)
     chance = 1.0 / len({pid for _, pid, _ in data.gallery})
     assert rank1 >= max(0.5, 5 * chance), (rank1, chance)
+
+
+def test_ensure_synthetic_datasets_generates_only_missing_folders(tmp_path):
+    from fastreid_ms.config import get_cfg
+    from fastreid_ms.data.synthetic import DATASET_FOLDERS, ensure_synthetic_datasets
+
+    cfg = get_cfg()
+    cfg.DATASETS.ROOT = str(tmp_path)
+    cfg.DATASETS.NAMES = ("Market1501", "cuhkSYSU")
+    cfg.DATASETS.TESTS = ("CUHK03",)
+    cfg.DATASETS.SYNTHETIC.IMAGE_SIZE = [32, 16]
+    cfg.DATASETS.SYNTHETIC.TRAIN_IDS = 3
+    cfg.DATASETS.SYNTHETIC.TEST_IDS = 2
+    assert ensure_synthetic_datasets(cfg) == []  # disabled by default: nothing written
+    assert not any(tmp_path.iterdir())
+    cfg.DATASETS.SYNTHETIC.ENABLED = True
+    (tmp_path / DATASET_FOLDERS["cuhkSYSU"]).mkdir()  # a user's own folder is never overwritten
+    assert ensure_synthetic_datasets(cfg) == ["Market1501", "CUHK03"]
+    assert not any((tmp_path / DATASET_FOLDERS["cuhkSYSU"]).iterdir())
+    assert (tmp_path / DATASET_FOLDERS["Market1501"] / "bounding_box_train").is_dir()
+    assert ensure_synthetic_datasets(cfg) == []
+    cfg.DATASETS.TESTS = ("VeRi",)
+    with pytest.raises(ValueError, match="VeRi"):
+        ensure_synthetic_datasets(cfg)
