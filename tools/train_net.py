@@ -38,10 +38,13 @@ def main(args):
         cfg.defrost()
         cfg.MODEL.BACKBONE.PRETRAIN = False
         cfg.freeze()
-        if not cfg.MODEL.WEIGHTS:
-            raise ConfigError("--eval-only needs MODEL.WEIGHTS (a fastreid_ms .ckpt or a PyTorch FastReID .pth)")
         model = DefaultTrainer.build_model(cfg)
-        Checkpointer(model).load(cfg.MODEL.WEIGHTS, checkpointables=[])
+        if cfg.MODEL.WEIGHTS:
+            Checkpointer(model).load(cfg.MODEL.WEIGHTS, checkpointables=[])
+        else:
+            logging.getLogger("fastreid_ms").warning(
+                "MODEL.WEIGHTS is empty: evaluating the randomly initialised model (seeded by SEED), e.g. as the "
+                "untrained baseline of a run")
         results = DefaultTrainer.test(cfg, model)
         if comm.is_main_process() and cfg.OUTPUT_DIR:
             write_results_json(results, cfg.OUTPUT_DIR, extra={"weights": cfg.MODEL.WEIGHTS})
