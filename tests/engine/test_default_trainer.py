@@ -17,6 +17,7 @@ from fastreid_ms.config import get_cfg
 from fastreid_ms.data.synthetic import make_synthetic_reid
 from fastreid_ms.engine import CallbackHook, DefaultTrainer
 from fastreid_ms.engine.defaults import default_setup
+from torch_writer import fake_torch, save_state_dict_pth  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_NET = REPO / "tools" / "train_net.py"
@@ -126,7 +127,7 @@ def _run_cli(*args):
                           timeout=900)
 
 
-def test_train_net_trains_then_evaluates_the_checkpoint(data_root, tmp_path):
+def test_train_net_trains_then_evaluates_the_checkpoint(data_root, tmp_path, fake_torch):
     out = tmp_path / "cli"
     opts = tiny_opts(data_root, out)
     result = _run_cli("--config-file", str(REPO / "configs" / "bagtricks_DR50_mix.yml"), *opts)
@@ -142,6 +143,22 @@ def test_train_net_trains_then_evaluates_the_checkpoint(data_root, tmp_path):
     # the classifier tensors of the checkpoint do not fit the 0-class eval heads: skipped with one info line
     skip_lines = [line for line in (eval_out / "log.txt").read_text().splitlines() if "heads.weight1.weight" in line]
     assert len(skip_lines) == 1
+
+    # the same weights as a PyTorch FastReID checkpoint ({"model": {"module.<name>": tensor}} + num_batches_tracked)
+    import mindspore
+
+    state = {k: v.asnumpy() for k, v in mindspore.load_checkpoint(str(out / "model_final.ckpt")).items()
+             if not k.startswith("__")}
+    state.update({k.replace("running_mean", "num_batches_tracked"): np.array(3, np.int64)
+                  for k in list(state) if k.endswith("running_mean")})
+    save_state_dict_pth(tmp_path / "model_final.pth", state, fake_torch)
+    pth_out = tmp_path / "eval_pth"
+    opts = tiny_opts(data_root, pth_out) + ["MODEL.WEIGHTS", str(tmp_path / "model_final.pth")]
+    result = _run_cli("--config-file", str(REPO / "configs" / "bagtricks_DR50_mix.yml"), "--eval-only", *opts)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pth_results = json.loads((pth_out / "evaluation_results.json").read_text())
+    for key in ("Rank-1", "Rank-5", "mAP", "mINP"):
+        assert pth_results[key] == pytest.approx(results[key], abs=1e-6), key
 
 
 @pytest.mark.parametrize("args,expected", [

@@ -8,9 +8,6 @@ import collections
 import io
 import os
 import pickle
-import struct
-import sys
-import types
 import zipfile
 from pathlib import Path
 
@@ -18,104 +15,25 @@ import numpy as np
 import pytest
 
 from fastreid_ms.utils.torch_pickle import UnsafePickleError, find_state_dict, load_pth, load_pth_object
+from torch_writer import FakeStorage, FakeTensor, fake_torch, write_legacy, write_zip  # noqa: F401 (fixture)
 
 DATA = Path(__file__).resolve().parents[1] / "data_files"
-_STORAGE_NAMES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.float64): "DoubleStorage",
-                  np.dtype(np.float16): "HalfStorage", np.dtype(np.int64): "LongStorage",
-                  np.dtype(np.uint8): "ByteStorage", np.dtype(np.bool_): "BoolStorage"}
-
-
-class _FakeTensor:
-    """Pickles like a torch tensor: ``_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())``."""
-
-    def __init__(self, storage, offset, size, stride):
-        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
-
-    def __reduce__(self):
-        rebuild = sys.modules["torch._utils"]._rebuild_tensor_v2
-        return rebuild, (self.storage, self.offset, self.size, self.stride, False, collections.OrderedDict())
-
-
-class _FakeStorage:
-    def __init__(self, key, array):
-        self.key, self.array = key, np.ascontiguousarray(array).ravel()
-
-
-@pytest.fixture
-def fake_torch(monkeypatch):
-    """Stand-in ``torch`` / ``torch._utils`` modules so that pickle writes PyTorch's global names."""
-    torch_mod = types.ModuleType("torch")
-    utils_mod = types.ModuleType("torch._utils")
-
-    def _rebuild_tensor_v2(*args):
-        raise AssertionError("never called while writing")
-
-    _rebuild_tensor_v2.__module__ = "torch._utils"
-    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
-    utils_mod._rebuild_tensor_v2 = _rebuild_tensor_v2
-    for name in _STORAGE_NAMES.values():
-        cls = type(name, (), {"__module__": "torch"})
-        setattr(torch_mod, name, cls)
-    torch_mod._utils = utils_mod
-    monkeypatch.setitem(sys.modules, "torch", torch_mod)
-    monkeypatch.setitem(sys.modules, "torch._utils", utils_mod)
-    return torch_mod
-
-
-class _ZipPickler(pickle.Pickler):
-    def __init__(self, file, torch_mod, legacy=False):
-        super().__init__(file, protocol=2)
-        self.torch, self.legacy, self.storages = torch_mod, legacy, {}
-
-    def persistent_id(self, obj):
-        if not isinstance(obj, _FakeStorage):
-            return None
-        self.storages[obj.key] = obj
-        storage_type = getattr(self.torch, _STORAGE_NAMES[obj.array.dtype])
-        pid = ("storage", storage_type, obj.key, "cpu", obj.array.size)
-        return pid + (None,) if self.legacy else pid
-
-
-def _write_zip(path, obj, torch_mod, archive="archive"):
-    buf = io.BytesIO()
-    pickler = _ZipPickler(buf, torch_mod)
-    pickler.dump(obj)
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr(f"{archive}/data.pkl", buf.getvalue())
-        z.writestr(f"{archive}/byteorder", "little")
-        z.writestr(f"{archive}/version", "3\n")
-        for key, st in pickler.storages.items():
-            z.writestr(f"{archive}/data/{key}", st.array.astype(st.array.dtype.newbyteorder("<")).tobytes())
-
-
-def _write_legacy(path, obj, torch_mod):
-    buf = io.BytesIO()
-    for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True, "protocol_version": 1001}):
-        pickle.dump(header, buf, protocol=2)
-    pickler = _ZipPickler(buf, torch_mod, legacy=True)
-    pickler.dump(obj)
-    keys = sorted(pickler.storages)
-    pickle.dump(keys, buf, protocol=2)
-    for key in keys:
-        array = pickler.storages[key].array
-        buf.write(struct.pack("<q", array.size) + array.tobytes())
-    Path(path).write_bytes(buf.getvalue())
 
 
 def _sample(torch_mod):
     base = np.arange(24, dtype=np.float32).reshape(4, 6) * 0.5 - 3
-    st = _FakeStorage("0", base)
+    st = FakeStorage("0", base)
     values = {
-        "w": _FakeTensor(st, 0, (4, 6), (6, 1)),
-        "w_t": _FakeTensor(st, 0, (6, 4), (1, 6)),
-        "w_slice": _FakeTensor(st, 8, (3, 3), (6, 1)),
-        "half": _FakeTensor(_FakeStorage("1", np.array([1.5, -2, 4], np.float16)), 1, (2,), (1,)),
-        "double": _FakeTensor(_FakeStorage("2", np.array([[1 / 3, 2.0]], np.float64)), 0, (1, 2), (2, 1)),
-        "long": _FakeTensor(_FakeStorage("3", np.array([-(2 ** 40), 7], np.int64)), 0, (2,), (1,)),
-        "byte": _FakeTensor(_FakeStorage("4", np.array([0, 255, 3], np.uint8)), 0, (3,), (1,)),
-        "flag": _FakeTensor(_FakeStorage("5", np.array([True, False], np.bool_)), 0, (2,), (1,)),
-        "scalar": _FakeTensor(_FakeStorage("6", np.array([9.0], np.float32)), 0, (), ()),
-        "expand": _FakeTensor(_FakeStorage("7", np.array([1.0, 2.0], np.float32)), 0, (2, 3), (1, 0)),
+        "w": FakeTensor(st, 0, (4, 6), (6, 1)),
+        "w_t": FakeTensor(st, 0, (6, 4), (1, 6)),
+        "w_slice": FakeTensor(st, 8, (3, 3), (6, 1)),
+        "half": FakeTensor(FakeStorage("1", np.array([1.5, -2, 4], np.float16)), 1, (2,), (1,)),
+        "double": FakeTensor(FakeStorage("2", np.array([[1 / 3, 2.0]], np.float64)), 0, (1, 2), (2, 1)),
+        "long": FakeTensor(FakeStorage("3", np.array([-(2 ** 40), 7], np.int64)), 0, (2,), (1,)),
+        "byte": FakeTensor(FakeStorage("4", np.array([0, 255, 3], np.uint8)), 0, (3,), (1,)),
+        "flag": FakeTensor(FakeStorage("5", np.array([True, False], np.bool_)), 0, (2,), (1,)),
+        "scalar": FakeTensor(FakeStorage("6", np.array([9.0], np.float32)), 0, (), ()),
+        "expand": FakeTensor(FakeStorage("7", np.array([1.0, 2.0], np.float32)), 0, (2, 3), (1, 0)),
     }
     expected = {"w": base, "w_t": base.T, "w_slice": base[1:4, 2:5], "half": np.array([-2, 4], np.float16),
                 "double": np.array([[1 / 3, 2.0]]), "long": np.array([-(2 ** 40), 7]),
@@ -136,7 +54,7 @@ def _check(loaded, expected):
 def test_stand_in_files_dtypes_views_and_nesting(tmp_path, fake_torch, layout):
     state, expected = _sample(fake_torch)
     path = tmp_path / f"{layout}.pth"
-    writer = _write_zip if layout == "zip" else _write_legacy
+    writer = write_zip if layout == "zip" else write_legacy
     writer(path, {"model": state, "epoch": 3, "note": "x"}, fake_torch)
     obj = load_pth_object(path)
     assert obj["epoch"] == 3 and obj["note"] == "x"
@@ -188,7 +106,7 @@ def test_unknown_persistent_id_and_truncated_storage(tmp_path, fake_torch):
         load_pth_object(path)
     state, _ = _sample(fake_torch)
     short = tmp_path / "short.pth"
-    _write_zip(short, state, fake_torch)
+    write_zip(short, state, fake_torch)
     with zipfile.ZipFile(short) as z:
         records = {n: z.read(n) for n in z.namelist()}
     records["archive/data/0"] = records["archive/data/0"][:10]
