@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from fastreid_ms.layers.conv import set_cpu_conv_impl
 from fastreid_ms.modeling.ops import opt_setting
 from fastreid_ms.utils import comm
 from fastreid_ms.utils.checkpoint import Checkpointer
@@ -80,8 +81,8 @@ def default_setup(cfg, args) -> None:
     rank = comm.get_rank()
     setup_logger(output_dir, distributed_rank=rank, name="fastreid_ms")
     logger = logging.getLogger("fastreid_ms")
-    target = set_device(cfg.MODEL.DEVICE)
-    _set_cpu_conv(cfg, target)
+    set_device(cfg.MODEL.DEVICE)
+    set_cpu_conv_impl(cfg.MODEL.CPU_CONV)
     logger.info("Rank of current process: {}. World size: {}".format(rank, comm.get_world_size()))
     logger.info("Environment info:\n" + collect_env_info())
     logger.info("Command line arguments: " + str(args))
@@ -97,17 +98,6 @@ def default_setup(cfg, args) -> None:
         logger.info("Full config saved to {}".format(os.path.abspath(path)))
     seed = cfg.SEED
     seed_all_rng(None if seed < 0 else seed + rank)
-
-
-def _set_cpu_conv(cfg, target: str) -> None:
-    from fastreid_ms.layers import conv
-
-    setter = getattr(conv, "set_cpu_conv_impl", None)
-    if setter is not None:
-        setter(cfg.MODEL.CPU_CONV)
-    elif target == "CPU":
-        logging.getLogger(__name__).info("MODEL.CPU_CONV=%s not applied: this build has no CPU convolution switch",
-                                         cfg.MODEL.CPU_CONV)
 
 
 class DefaultPredictor:
@@ -162,7 +152,8 @@ class DefaultTrainer(TrainerBase):
     ``SOLVER.META.ENABLED``.
 
     Construction (reference order): train loaders -> :meth:`auto_scale_hyperparams` (class counts from the data)
-    -> :meth:`build_model` -> :meth:`build_optimizer` (and the meta optimizer) -> ``iters_per_epoch =
+    -> :meth:`build_model` (several processes: all start from rank 0's values) -> :meth:`build_optimizer` (and
+    the meta optimizer) -> ``iters_per_epoch =
     len(train set) // SOLVER.IMS_PER_BATCH``, ``SOLVER.WARMUP_ITERS`` (in epochs) x iters_per_epoch ->
     :meth:`build_lr_scheduler` -> the step trainer (:class:`MetaLearningTrainer`, :class:`AMPTrainer` or
     :class:`SimpleTrainer`) -> :class:`Checkpointer` -> :meth:`build_hooks`. Every ``build_*`` is a classmethod a
@@ -183,6 +174,7 @@ class DefaultTrainer(TrainerBase):
         data_loader, domain_loaders = self.build_train_loader(cfg)
         cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset)
         model = self.build_model(cfg)
+        comm.broadcast_cell_state(model)
         optimizer, _ = self.build_optimizer(cfg, model)
         optimizer_meta = self.build_optimizer(cfg, model, flag="meta")[0] if self.meta else None
 
@@ -257,6 +249,8 @@ class DefaultTrainer(TrainerBase):
             ret.append(hooks.LayerFreeze(self.model, cfg.MODEL.FREEZE_LAYERS, cfg.SOLVER.FREEZE_ITERS))
 
         def test_and_save_results():
+            # every process evaluates with rank 0's BN running statistics, as DDP's buffer broadcast gives
+            comm.broadcast_cell_state(self.model)
             self._last_eval_results = self.test(self.cfg, self.model)
             return self._last_eval_results
 

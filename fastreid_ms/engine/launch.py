@@ -3,8 +3,10 @@
 One process per device. ``launch(main, 1)`` just calls ``main(*args)``. For several devices, MindSpore's launcher
 ``msrun`` starts the workers: ``launch`` re-executes the current command line under ``msrun`` (one machine: all
 workers on it; several machines: run the same command on every machine with its ``--machine-rank``), and inside
-each worker - recognised by the ``MS_WORKER_NUM``/``MS_ROLE`` environment msrun sets - it calls
-``mindspore.communication.init()`` before ``main``. Equivalent manual launch::
+each process msrun starts - recognised by the ``MS_WORKER_NUM``/``MS_ROLE`` environment msrun sets - it calls
+``mindspore.communication.init()`` before ``main``. msrun also runs the script once as the cluster's scheduler
+(``MS_ROLE=MS_SCHED``): there ``init()`` serves the cluster and ends the process, so ``main`` never runs in it.
+Equivalent manual launch::
 
     msrun --worker_num=N --local_worker_num=N --master_addr=127.0.0.1 --master_port=8118 --log_dir=msrun_log \\
           --join=True tools/train_net.py --config-file cfg.yml --num-gpus N
@@ -22,8 +24,13 @@ logger = logging.getLogger(__name__)
 
 
 def launched_by_msrun() -> bool:
-    """Whether this process is an msrun worker (msrun exports ``MS_WORKER_NUM`` and ``MS_ROLE=MS_WORKER``)."""
-    return "MS_WORKER_NUM" in os.environ and os.environ.get("MS_ROLE", "MS_WORKER") == "MS_WORKER"
+    """Whether msrun started this process, as a worker or as the scheduler (msrun exports ``MS_WORKER_NUM`` and
+    ``MS_ROLE`` = ``MS_WORKER`` or ``MS_SCHED`` to both)."""
+    return "MS_WORKER_NUM" in os.environ and "MS_ROLE" in os.environ
+
+
+def _is_msrun_scheduler() -> bool:
+    return os.environ.get("MS_ROLE") == "MS_SCHED"
 
 
 def _master_address(dist_url: Optional[str]):
@@ -54,7 +61,8 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
            dist_url: Optional[str] = None, args=()):
     """Run ``main_func(*args)`` on ``num_machines * num_gpus_per_machine`` processes.
 
-    In an msrun worker: initialise MindSpore communication, check the world size, run ``main_func``. Otherwise,
+    In an msrun worker: initialise MindSpore communication, check the world size, run ``main_func``. In msrun's
+    scheduler process: serve the cluster in ``init()`` and never run ``main_func`` (returns None). Otherwise,
     with one process in total: run ``main_func`` directly and return its result. With more: re-run this command
     line (``sys.argv``) under msrun and wait; a failing worker raises ``RuntimeError``.
     """
@@ -66,6 +74,8 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
         from mindspore.communication import get_group_size, init
 
         init()
+        if _is_msrun_scheduler():
+            return None
         if get_group_size() != world_size:
             raise RuntimeError(f"msrun started {get_group_size()} workers but --num-gpus x --num-machines = "
                                f"{world_size}")

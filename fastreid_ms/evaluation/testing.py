@@ -3,11 +3,12 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, Dict
 
 import numpy as np
 from tabulate import tabulate
 from termcolor import colored
+
+from fastreid_ms.utils.events import flatten_results_dict
 
 __all__ = ["print_csv_format", "flatten_results_dict", "results_to_jsonable", "write_results_json"]
 
@@ -40,18 +41,6 @@ def print_csv_format(results: Mapping) -> str:
                      headers=["Dataset"] + metrics, numalign="left")
     logger.info("Evaluation results in csv format: \n" + colored(table, "cyan"))
     return table
-
-
-def flatten_results_dict(results: Mapping) -> Dict[str, Any]:
-    """``{"a": {"b": v}}`` -> ``{"a/b": v}`` (for the event storage)."""
-    flat = {}
-    for k, v in results.items():
-        if isinstance(v, Mapping):
-            for kk, vv in flatten_results_dict(v).items():
-                flat[f"{k}/{kk}"] = vv
-        else:
-            flat[k] = v
-    return flat
 
 
 def results_to_jsonable(obj):

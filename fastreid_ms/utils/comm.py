@@ -56,3 +56,25 @@ def all_reduce_sum(array: np.ndarray) -> np.ndarray:
     from mindspore import ops
 
     return ops.AllReduce()(mindspore.Tensor(np.asarray(array))).asnumpy()
+
+
+def broadcast_cell_state(cell) -> None:
+    """Give every process rank 0's values of all of ``cell``'s Parameters (weights and BN running statistics), as
+    PyTorch's DistributedDataParallel does when it wraps a model: each process seeds its RNG with ``SEED + rank``,
+    so without this the replicas would start from different initialisations. One all-reduce of all values (rank 0
+    contributes them, the others zeros), which reproduces rank 0's values bit for bit. No-op for one process."""
+    if get_world_size() == 1:
+        return
+    params = [p for _, p in cell.parameters_and_names()]
+    arrays = [p.asnumpy() for p in params]
+    flat = np.concatenate([a.astype(np.float32).ravel() for a in arrays]) if arrays else np.zeros(0, np.float32)
+    if get_rank() != 0:
+        flat = np.zeros_like(flat)
+    flat = all_reduce_sum(flat)
+    import mindspore
+
+    offset = 0
+    for param, array in zip(params, arrays):
+        values = flat[offset:offset + array.size].reshape(array.shape).astype(array.dtype)
+        offset += array.size
+        param.set_data(mindspore.Tensor(values))

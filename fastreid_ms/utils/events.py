@@ -14,7 +14,8 @@ import sys
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -150,11 +151,12 @@ class EventStorage:
             self._current_prefix = old_prefix
 
 
-def flatten_results_dict(results: Dict) -> Dict[str, float]:
-    """``{"Market1501": {"Rank-1": 90.1}}`` -> ``{"Market1501/Rank-1": 90.1}`` (any nesting depth)."""
+def flatten_results_dict(results: Mapping) -> Dict[str, Any]:
+    """``{"Market1501": {"Rank-1": 90.1}}`` -> ``{"Market1501/Rank-1": 90.1}`` (any nesting depth; for the event
+    storage, metrics.json and evaluation_results.json)."""
     flat = {}
     for k, v in results.items():
-        if isinstance(v, dict):
+        if isinstance(v, Mapping):
             for kk, vv in flatten_results_dict(v).items():
                 flat[f"{k}/{kk}"] = vv
         else:

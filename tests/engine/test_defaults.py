@@ -68,6 +68,19 @@ def test_launch_inside_msrun_worker_initialises_communication(monkeypatch):
         launch(lambda: "ran", 4)
 
 
+def test_launch_in_msrun_scheduler_process_serves_cluster_and_never_runs_main(monkeypatch):
+    """msrun runs the script once more as the scheduler (MS_ROLE=MS_SCHED); it must not re-launch msrun nor train."""
+    import mindspore.communication as communication
+
+    calls = []
+    monkeypatch.setenv("MS_WORKER_NUM", "2")
+    monkeypatch.setenv("MS_ROLE", "MS_SCHED")
+    monkeypatch.setattr(communication, "init", lambda *a, **k: calls.append("init"))
+    monkeypatch.setattr(launch_module.subprocess, "run", lambda *a, **k: calls.append("msrun"))
+    assert launch(lambda: calls.append("main"), 2) is None
+    assert calls == ["init"]
+
+
 def test_launch_several_processes_reexecutes_under_msrun(monkeypatch):
     monkeypatch.delenv("MS_WORKER_NUM", raising=False)
     seen = {}
