@@ -75,22 +75,27 @@ def result(request):
     return fx, _run_iteration(fx, keeps_tensors)
 
 
-def _check_losses(fx, prefix, losses):
+def _check_losses(fx, prefix, losses, tol):
     expected_keys = [k[len(prefix) + 1:] for k in fx.keys(prefix + "_") if k != f"{prefix}_total"]
     assert list(losses) == expected_keys, f"{prefix}: loss keys {list(losses)} != reference {expected_keys}"
     total = 0.0
     for k, v in losses.items():
         value = float(v.asnumpy())
         total += value
-        assert_close(value, fx[f"{prefix}_{k}"], fx.tol("loss"), f"{fx.name}: {prefix}_{k}")
-    assert_close(total, fx[f"{prefix}_total"], fx.tol("loss"), f"{fx.name}: {prefix}_total")
+        assert_close(value, fx[f"{prefix}_{k}"], tol, f"{fx.name}: {prefix}_{k}")
+    assert_close(total, fx[f"{prefix}_total"], tol, f"{fx.name}: {prefix}_total")
 
 
 def test_losses_of_both_steps(result):
+    """The basic step's losses come from the fixture's weights and are held to the "loss" tolerance. The meta
+    step's losses come from the weights after the basic step's SGD update, which the fixture's README bounds only
+    to the "out/post" tolerance (its float32 noise is set by the stem's gradient, the least well conditioned one):
+    they are held to that tolerance. Measured on an AVX-512 CPU (MindSpore 2.10): basic-step losses within 1e-6
+    relative, meta-step losses within 7e-5, backbone.conv1.weight after the update within 6e-5."""
     fx, r = result
-    _check_losses(fx, "l1_basic_loss", r["l1_losses"])
-    _check_losses(fx, "l2_mtrain_loss", r["l2_mtrain"])
-    _check_losses(fx, "l2_mtest_loss", r["l2_mtest"])
+    _check_losses(fx, "l1_basic_loss", r["l1_losses"], fx.tol("loss"))
+    _check_losses(fx, "l2_mtrain_loss", r["l2_mtrain"], fx.tol("out/post"))
+    _check_losses(fx, "l2_mtest_loss", r["l2_mtest"], fx.tol("out/post"))
 
 
 @pytest.mark.parametrize("step", ["l1", "l2"])
