@@ -150,6 +150,29 @@ def test_cpu_dispatch_follows_mode_and_probe():
     assert conv.conv_impl_for("CPU", "auto", "pointwise", probe=lambda: decision) == "native"
 
 
+def test_only_plain_1x1_convolutions_are_pointwise():
+    """Strided or grouped 1x1 convolutions go with the larger kernels: oneDNN on AVX-512 runs them with its slow
+    reference kernel too (benchmarks/bench_conv.py: 1x1_256_512_s2, 1x1_1024_64_g4)."""
+    assert conv.kernel_kind_of((256, 64, 1, 1), (1, 1), 1) == "pointwise"
+    assert conv.kernel_kind_of((512, 256, 1, 1), (2, 2), 1) == "spatial"
+    assert conv.kernel_kind_of((64, 256, 1, 1), (1, 1), 4) == "spatial"
+    assert conv.kernel_kind_of((64, 64, 3, 3), (1, 1), 1) == "spatial"
+
+
+def test_conv2d_routes_strided_and_grouped_1x1_by_the_spatial_decision(monkeypatch, restore_mode):
+    conv.set_cpu_conv_impl("auto")
+    monkeypatch.setattr(conv, "probe_cpu_conv_impl", lambda refresh=False: {"spatial": "matmul", "pointwise": "native"})
+    ran = []
+    real = conv.matmul_conv2d
+    monkeypatch.setattr(conv, "matmul_conv2d", lambda *a, **k: ran.append(a[1].shape) or real(*a, **k))
+    x = Tensor(np.random.RandomState(0).randn(1, 8, 6, 4).astype(np.float32))
+    conv.conv2d(x, Tensor(np.ones((4, 8, 1, 1), np.float32)))
+    assert ran == []
+    conv.conv2d(x, Tensor(np.ones((4, 8, 1, 1), np.float32)), stride=2)
+    conv.conv2d(x, Tensor(np.ones((4, 2, 1, 1), np.float32)), groups=4)
+    assert ran == [(4, 8, 1, 1), (4, 2, 1, 1)]
+
+
 def test_conv2d_uses_native_kernel_when_device_is_not_cpu(monkeypatch, restore_mode):
     conv.set_cpu_conv_impl("matmul")
     monkeypatch.setattr(conv, "_device_target", lambda: "GPU")

@@ -19,7 +19,9 @@ Both match the native op to float32 rounding in forward and gradients (tests/tes
 Which one runs is decided per call by :func:`conv_impl_for`: on GPU/Ascend always the native kernel; on CPU the
 process-wide mode set by :func:`set_cpu_conv_impl` (``MODEL.CPU_CONV``): "native", "matmul", or "auto" (default),
 which probes both implementations once per process on small representative convolutions (forward + backward, well
-under a second) and keeps the faster one, separately for 1x1 ("pointwise") and larger ("spatial") kernels.
+under a second) and keeps the faster one, separately for plain 1x1 convolutions ("pointwise": stride 1, one group,
+a GEMM that oneDNN runs fast on any CPU) and all others ("spatial": larger kernels, and strided or grouped 1x1 ones,
+which oneDNN on AVX-512 also hands to its reference kernel - 30-60x slower than the matmul path there).
 """
 import logging
 import time
@@ -38,6 +40,7 @@ __all__ = [
     "set_cpu_conv_impl",
     "get_cpu_conv_impl",
     "conv_impl_for",
+    "kernel_kind_of",
     "probe_cpu_conv_impl",
     "probe_timings",
     "CPU_CONV_MODES",
@@ -95,6 +98,13 @@ def get_cpu_conv_impl() -> str:
     return _POLICY.mode
 
 
+def kernel_kind_of(weight_shape, stride: Tuple[int, int], groups: int) -> str:
+    """The auto-probe's kernel kind of a convolution: "pointwise" for a 1x1 kernel with stride 1 and one group (a
+    plain GEMM), "spatial" for every other one (larger, strided or grouped kernels)."""
+    plain = tuple(weight_shape[2:]) == (1, 1) and tuple(stride) == (1, 1) and groups == 1
+    return "pointwise" if plain else "spatial"
+
+
 def conv_impl_for(device_target: str, mode: str, kernel_kind: str, probe=None) -> str:
     """The implementation ("native" or "matmul") a convolution uses.
 
@@ -135,8 +145,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: input shape {tuple(x.shape)} and weight shape {tuple(weight.shape)} do not fit "
                          f"groups={groups} (need in_channels == weight.shape[1] * groups and "
                          f"out_channels % groups == 0)")
-    kernel_kind = "pointwise" if tuple(weight.shape[2:]) == (1, 1) else "spatial"
-    impl = conv_impl_for(_device_target(), _POLICY.mode, kernel_kind)
+    impl = conv_impl_for(_device_target(), _POLICY.mode, kernel_kind_of(weight.shape, stride, groups))
     if impl == "native":
         y = ops.conv2d(x, weight, None, stride, "pad", padding, dilation, groups)
     else:
