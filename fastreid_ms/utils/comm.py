@@ -62,7 +62,8 @@ def broadcast_cell_state(cell) -> None:
     """Give every process rank 0's values of all of ``cell``'s Parameters (weights and BN running statistics), as
     PyTorch's DistributedDataParallel does when it wraps a model: each process seeds its RNG with ``SEED + rank``,
     so without this the replicas would start from different initialisations. One all-reduce of all values (rank 0
-    contributes them, the others zeros), which reproduces rank 0's values bit for bit. No-op for one process."""
+    contributes them, the others zeros), which reproduces rank 0's values exactly (x + 0 = x). No-op for one
+    process."""
     if get_world_size() == 1:
         return
     params = [p for _, p in cell.parameters_and_names()]
