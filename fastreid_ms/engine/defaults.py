@@ -18,7 +18,7 @@ from fastreid_ms.modeling.ops import opt_setting
 from fastreid_ms.utils import comm
 from fastreid_ms.utils.checkpoint import Checkpointer
 from fastreid_ms.utils.env import seed_all_rng, set_device
-from fastreid_ms.utils.events import CommonMetricPrinter, JSONWriter
+from fastreid_ms.utils.events import CommonMetricPrinter, JSONWriter, StepLossWriter
 from fastreid_ms.utils.logger import setup_logger
 from . import hooks
 from .meta_train_loop import MetaLearningTrainer
@@ -262,9 +262,11 @@ class DefaultTrainer(TrainerBase):
         return ret
 
     def build_writers(self) -> List:
-        """Console (CommonMetricPrinter) and ``OUTPUT_DIR/metrics.json`` writers."""
+        """Console (CommonMetricPrinter), ``OUTPUT_DIR/metrics.json`` (smoothed scalars per logging step) and
+        ``OUTPUT_DIR/step_losses.json`` (every forward pass's losses, one line each) writers."""
         return [CommonMetricPrinter(self.max_epoch * self.iters_per_epoch),
-                JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"))]
+                JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
+                StepLossWriter(os.path.join(self.cfg.OUTPUT_DIR, "step_losses.json"))]
 
     def train(self):
         """Train from ``start_epoch`` to ``SOLVER.MAX_EPOCH``; returns the last evaluation results."""

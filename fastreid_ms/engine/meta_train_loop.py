@@ -136,7 +136,7 @@ class MetaLearningTrainer(SimpleTrainer):
         batch = next(self._data_loader_iter)
         data_time = time.perf_counter() - start
         loss_dict, grads = self.losses_and_grads(batch, opt_setting("basic"))
-        self._write_metrics(loss_dict, data_time)
+        self._write_metrics(loss_dict, data_time, [("basic", loss_dict)])
         self.optimizer.step(grads, self.grad_mask.mask(self.weights, grad_presence(grads)))
         return loss_dict, grads
 
@@ -147,7 +147,7 @@ class MetaLearningTrainer(SimpleTrainer):
         start = time.perf_counter()
         num_domains = len(self.domain_loaders)
         if meta_test_domain is None:
-            meta_test_domain = int(self.meta_rng.choice(num_domains))
+            meta_test_domain = self.draw_meta_test_domain()
         mtrain_batch = concat_batches([next(self._domain_iters[d]) for d in range(num_domains)
                                        if d != meta_test_domain])
         mtest_batch = next(self._domain_iters[meta_test_domain])
@@ -164,9 +164,14 @@ class MetaLearningTrainer(SimpleTrainer):
         merged = dict(mtrain_losses)
         for k, v in mtest_losses.items():
             merged[k if k not in merged else f"{k}_mtest"] = v
-        self._write_metrics(merged, data_time)
+        self._write_metrics(merged, data_time, [("mtrain", mtrain_losses), ("mtest", mtest_losses)])
         self.optimizer_meta.step(grads, self.grad_mask.mask(self.weights, grad_presence(grads)))
         return mtrain_losses, mtest_losses, grads
+
+    def draw_meta_test_domain(self) -> int:
+        """The held-out domain of the next meta step: uniform over the source domains (the reference's
+        ``np.random.choice(3)``), from the trainer's own seeded RandomState."""
+        return int(self.meta_rng.choice(len(self.domain_loaders)))
 
     @property
     def meta_lr(self) -> float:

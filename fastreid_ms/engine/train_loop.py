@@ -248,16 +248,21 @@ class SimpleTrainer(TrainerBase):
         self._write_metrics(loss_dict, data_time)
         self.optimizer.step(grads)
 
-    def _write_metrics(self, loss_dict: Dict[str, object], data_time: float) -> None:
-        """Put ``total_loss``, every loss (if more than one) and ``data_time`` into the storage; raise
-        FloatingPointError naming the iteration and the losses when the total is NaN or infinite.
+    def _write_metrics(self, loss_dict: Dict[str, object], data_time: float, passes=None) -> None:
+        """Put ``total_loss``, every loss (if more than one) and ``data_time`` into the storage, and record each
+        forward pass's losses unsmoothed (``storage.put_step_losses``); raise FloatingPointError naming the
+        iteration and the losses when the total is NaN or infinite.
 
-        Losses are averaged over processes (one all-reduce); data_time is this process's.
+        ``passes`` lists ``(phase, loss_dict)`` of the forward passes of this step (default: one pass "train" with
+        ``loss_dict``). Losses are averaged over processes (one all-reduce); data_time is this process's.
         """
         from mindspore import ops
 
+        passes = [("train", loss_dict)] if passes is None else list(passes)
         names = list(loss_dict)
-        values = ops.stack([loss_dict[k].mean().astype("float32") for k in names]).asnumpy().astype(np.float64)
+        keys = names + [k for _, d in passes for k in d]
+        tensors = [loss_dict[k] for k in names] + [d[k] for _, d in passes for k in d]
+        values = ops.stack([t.mean().astype("float32") for t in tensors]).asnumpy().astype(np.float64)
         world = comm.get_world_size()
         if world > 1:
             values = comm.all_reduce_sum(values.astype(np.float32)).astype(np.float64) / world
@@ -265,6 +270,10 @@ class SimpleTrainer(TrainerBase):
         if not comm.is_main_process():
             return
         storage = get_event_storage()
+        offset = len(names)
+        for phase, d in passes:
+            storage.put_step_losses(phase, dict(zip(d, values[offset:offset + len(d)])))
+            offset += len(d)
         storage.put_scalar("data_time", data_time)
         total = sum(metrics.values())
         if not np.isfinite(total):

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 __all__ = ["get_event_storage", "EventStorage", "HistoryBuffer", "EventWriter", "CommonMetricPrinter", "JSONWriter",
-           "flatten_results_dict", "max_memory_mb"]
+           "StepLossWriter", "flatten_results_dict", "max_memory_mb"]
 
 _CURRENT_STORAGE_STACK: List["EventStorage"] = []
 
@@ -80,6 +80,7 @@ class EventStorage:
         self._iter = start_iter
         self.epoch = 0
         self._current_prefix = ""
+        self._step_losses: List[Dict[str, Any]] = []
 
     def put_scalar(self, name: str, value, smoothing_hint: bool = True) -> None:
         name = self._current_prefix + name
@@ -94,6 +95,23 @@ class EventStorage:
     def put_scalars(self, *, smoothing_hint: bool = True, **kwargs) -> None:
         for k, v in kwargs.items():
             self.put_scalar(k, v, smoothing_hint=smoothing_hint)
+
+    def put_step_losses(self, phase: str, losses: Mapping[str, float]) -> None:
+        """Record the losses of ONE forward pass of the current iteration (``phase``: e.g. 'basic', 'mtrain',
+        'mtest'), unsmoothed, in order; several passes of one iteration are all kept (e.g. the extra basic steps at
+        iteration 0), so that two runs can be compared step by step (:class:`StepLossWriter`)."""
+        record = {"iteration": self._iter, "phase": str(phase)}
+        record.update((k, float(v)) for k, v in losses.items())
+        self._step_losses.append(record)
+
+    def step_losses(self) -> List[Dict[str, Any]]:
+        """The per-pass loss records (:meth:`put_step_losses`) not yet taken by :meth:`pop_step_losses`."""
+        return list(self._step_losses)
+
+    def pop_step_losses(self) -> List[Dict[str, Any]]:
+        """Return and forget the pending per-pass loss records."""
+        records, self._step_losses = self._step_losses, []
+        return records
 
     def history(self, name: str) -> HistoryBuffer:
         ret = self._history.get(name)
@@ -261,6 +279,29 @@ class JSONWriter(EventWriter):
             self._file_handle.write(json.dumps(scalars, sort_keys=True) + "\n")
         self._file_handle.flush()
         os.fsync(self._file_handle.fileno())
+
+    def close(self) -> None:
+        self._file_handle.close()
+
+
+class StepLossWriter(EventWriter):
+    """Append every forward pass's losses (:meth:`EventStorage.put_step_losses`) to ``json_file``, one JSON object
+    per pass and line: ``{"iteration": i, "phase": "basic", "loss_cls": ..., ...}``, unsmoothed and in execution
+    order, so that two runs (e.g. an interrupted and resumed one and an uninterrupted one) can be compared step by
+    step."""
+
+    def __init__(self, json_file: str):
+        directory = os.path.dirname(os.path.abspath(json_file))
+        os.makedirs(directory, exist_ok=True)
+        self._file_handle = open(json_file, "a")
+
+    def write(self) -> None:
+        records = get_event_storage().pop_step_losses()
+        for record in records:
+            self._file_handle.write(json.dumps(record, sort_keys=True) + "\n")
+        if records:
+            self._file_handle.flush()
+            os.fsync(self._file_handle.fileno())
 
     def close(self) -> None:
         self._file_handle.close()
