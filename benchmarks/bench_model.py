@@ -1,18 +1,25 @@
-"""Speed of the DR50 Baseline (bagtricks_DR50_mix) on the current MindSpore device (CPU by default).
+"""Speed of the DR50 Baseline (bagtricks_DR50_mix) through the code path users run, on the current MindSpore device.
 
-Measures, at 3x256x128 with a batch of 16 and the real class counts of the mix setting (11934, 751, 1041):
-* ``eval_forward_s``: one eval-mode forward (features);
-* ``train_step_s``: one basic training step = forward + backward of the summed loss dict (value_and_grad) + SGD
-  (momentum 0.9, weight decay 5e-4) over every trainable parameter;
-median of ``--runs`` timed runs after ``--warmup`` untimed ones, and the peak resident memory of the process.
-The last output line is one JSON object with these figures.
+Builds the model, optimizers and ``MetaLearningTrainer`` exactly as ``DefaultTrainer`` does (project optimizers,
+compiled passes unless ``MODEL.COMPILE False``) and feeds the trainer fixed synthetic batches (no data loading):
 
-Usage: python benchmarks/bench_model.py [--batch 16] [--runs 3] [--warmup 1] [--device cpu] [KEY VALUE ...]
-(trailing KEY VALUE pairs override the config, e.g. MODEL.CPU_CONV native).
+* ``eval_forward_s``: one evaluation forward of ``--batch`` images (the compiled eval pass);
+* ``basic_step_s``: one basic training step (mixed batch of ``--batch``: losses, gradients, main SGD update);
+* ``meta_iteration_s``: one full meta-learning iteration = a basic step + a meta step (meta-train on two domains of
+  ``--batch / 2`` images each, fast weights, meta-test on ``--batch / 2`` images, meta SGD update);
+
+medians of ``--runs`` timed runs after the first (compiling) call of each, whose extra time is reported as
+``compile_s`` (the sum over the passes). Default setting: 3x256x128 images, batch 16, the real class counts of the mix
+setting (11934, 751, 1041); ``INPUT.SIZE_TRAIN "[64, 32]"`` gives the demo's image size. It then profiles one meta
+iteration by parts (each pass, the fast-weight writes, each optimizer update) and prints them sorted by time, and
+ends with one JSON line: ``eval_forward_s``, ``basic_step_s``, ``meta_iteration_s``, ``peak_rss_mb``,
+``compile_s``, ``mode``.
+
+Usage: python benchmarks/bench_model.py [--batch 16] [--runs 3] [--classes 11934,751,1041] [KEY VALUE ...]
 """
 import argparse
+import itertools
 import json
-import resource
 import statistics
 import sys
 import time
@@ -23,94 +30,147 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-import mindspore as ms  # noqa: E402
-from mindspore.experimental.optim import SGD  # noqa: E402
-
 from fastreid_ms.config import get_cfg  # noqa: E402
-from fastreid_ms.layers.conv import get_cpu_conv_impl, probe_cpu_conv_impl, set_cpu_conv_impl  # noqa: E402
-from fastreid_ms.modeling import build_model, opt_setting  # noqa: E402
+from fastreid_ms.engine.meta_train_loop import MetaLearningTrainer, meta_step_sizes  # noqa: E402
+from fastreid_ms.modeling import build_model  # noqa: E402
+from fastreid_ms.modeling.passes import EvalPass  # noqa: E402
+from fastreid_ms.solver import build_optimizer  # noqa: E402
+from fastreid_ms.utils.env import set_device  # noqa: E402
+from fastreid_ms.utils.events import EventStorage, max_memory_mb  # noqa: E402
+from fastreid_ms.utils.onednn import onednn_isa_decision  # noqa: E402
 
-NUM_CLASSES = (11934, 751, 1041)
 
-
-def make_batch(batch, height, width, num_classes, rng):
-    """A PK batch (2 images per id) with ids spread over the three domains' label ranges."""
+def make_batch(batch, height, width, num_classes, domains, rng):
+    """A PK batch (2 images per id) of the given source domains (ids in each domain's label range)."""
     bounds = np.cumsum((0,) + tuple(num_classes))
-    ids, domains = [], []
-    for i in range(batch // 2):
-        d = i % 3
-        ids += [rng.integers(bounds[d], bounds[d + 1])] * 2
-        domains += [d] * 2
-    return {
-        "images": rng.integers(0, 256, size=(batch, 3, height, width)).astype(np.float32),
-        "targets": np.array(ids, dtype=np.int64),
-        "camids": np.zeros(batch, dtype=np.int64),
-        "domainids": np.array(domains, dtype=np.int64),
-    }
+    ids, domain_ids = [], []
+    per_domain = batch // len(domains)
+    for d in domains:
+        chosen = rng.choice(np.arange(bounds[d], bounds[d + 1]), size=per_domain // 2, replace=False)
+        ids += list(np.repeat(chosen, 2))
+        domain_ids += [d] * per_domain
+    n = len(ids)
+    return {"images": rng.integers(0, 256, size=(n, 3, height, width)).astype(np.float32),
+            "targets": np.asarray(ids, dtype=np.int64), "camids": np.zeros(n, dtype=np.int64),
+            "domainids": np.asarray(domain_ids, dtype=np.int64)}
 
 
-def timed(fn, runs, warmup):
-    for _ in range(warmup):
-        fn()
+def timed(fn, runs):
+    """(seconds of the first call, median of ``runs`` further calls)."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+    return first, statistics.median(times)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=16, help="basic-step batch (meta-test batch: half of it)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--device", default="CPU")
-    parser.add_argument("opts", nargs=argparse.REMAINDER)
+    parser.add_argument("--classes", default="11934,751,1041", help="NUM_CLASSES1,2,3")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     args = parser.parse_args()
+    if args.batch % 4:
+        parser.error("--batch must be a multiple of 4 (two domains of PK pairs in the meta-train batch)")
 
-    ms.set_device(args.device.upper())
     cfg = get_cfg()
     cfg.merge_from_file(str(REPO_ROOT / "configs" / "bagtricks_DR50_mix.yml"))
     cfg.MODEL.BACKBONE.PRETRAIN = False
-    cfg.MODEL.HEADS.NUM_CLASSES1, cfg.MODEL.HEADS.NUM_CLASSES2, cfg.MODEL.HEADS.NUM_CLASSES3 = NUM_CLASSES
+    num_classes = tuple(int(c) for c in args.classes.split(","))
+    cfg.MODEL.HEADS.NUM_CLASSES1, cfg.MODEL.HEADS.NUM_CLASSES2, cfg.MODEL.HEADS.NUM_CLASSES3 = num_classes
     cfg.merge_from_list(args.opts)
-    set_cpu_conv_impl(cfg.MODEL.CPU_CONV)
+    set_device(cfg.MODEL.DEVICE)
     height, width = cfg.INPUT.SIZE_TRAIN
+    rng = np.random.default_rng(0)
 
     model = build_model(cfg)
-    batch = make_batch(args.batch, height, width, NUM_CLASSES, np.random.default_rng(0))
-    params = model.trainable_params()
-    optimizer = SGD(params, lr=0.04, momentum=0.9, weight_decay=5e-4)
-    opt = opt_setting("basic")
+    optimizer, _ = build_optimizer(cfg, model)
+    optimizer_meta, _ = build_optimizer(cfg, model, flag="meta")
+    basic = make_batch(args.batch, height, width, num_classes, (0, 1, 2), rng)
+    half = args.batch // 2
+    domain_batches = [make_batch(half, height, width, num_classes, (d,), rng) for d in range(3)]
+    trainer = MetaLearningTrainer(
+        model, itertools.repeat(basic), [itertools.repeat(b) for b in domain_batches], optimizer, optimizer_meta,
+        meta_period=cfg.SOLVER.META.PERIOD, first_iter_basic_steps=1,
+        adaptor_step_factor=cfg.SOLVER.META.ADAPTOR_STEP_FACTOR,
+        zero_grad_keeps_tensors=cfg.SOLVER.ZERO_GRAD_KEEPS_TENSORS, dp_replicas=cfg.SOLVER.EMULATE_DP_REPLICAS,
+        seed=0, compile=cfg.MODEL.COMPILE)
+    eval_pass = EvalPass(model, compile=cfg.MODEL.COMPILE)
 
     def eval_forward():
-        model.set_train(False)
-        model(batch).asnumpy()
+        eval_pass(basic["images"])
 
-    def objective():
-        losses = model(batch, opt)
-        return sum(losses.values())
+    def basic_step():
+        trainer.iter = 1
+        trainer.run_step()
+        optimizer.parameters[0].asnumpy()
 
-    grad_fn = ms.value_and_grad(objective, None, params)
+    def meta_iteration():
+        trainer.iter = cfg.SOLVER.META.PERIOD
+        trainer.run_step()
+        optimizer.parameters[0].asnumpy()
 
-    def train_step():
-        model.set_train(True)
-        loss, grads = grad_fn()
-        optimizer(grads)
-        loss.asnumpy()
-        params[0].asnumpy()
+    with EventStorage(0) as storage:
+        eval_first, eval_s = timed(eval_forward, args.runs)
+        basic_first, basic_s = timed(basic_step, args.runs)
+        meta_first, meta_s = timed(meta_iteration, args.runs)
+        compile_s = (eval_first - eval_s) + (basic_first - basic_s) + (meta_first - meta_s)
+        parts = profile_meta_iteration(trainer, basic, domain_batches, args.runs)
+        storage.pop_step_losses()
 
-    eval_s, eval_all = timed(eval_forward, args.runs, args.warmup)
-    train_s, train_all = timed(train_step, args.runs, args.warmup)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    if args.device.upper() == "CPU":
-        mode = get_cpu_conv_impl()
-        print(f"CPU convolution: MODEL.CPU_CONV={mode}" + (f" -> {probe_cpu_conv_impl()}" if mode == "auto" else ""))
-    print(f"eval forward runs (s): {[round(t, 3) for t in eval_all]}")
-    print(f"train step runs (s): {[round(t, 3) for t in train_all]}")
-    print(json.dumps({"eval_forward_s": round(eval_s, 4), "train_step_s": round(train_s, 4),
-                      "peak_rss_mb": round(peak_rss_mb, 1)}))
+    mode = "compiled" if cfg.MODEL.COMPILE else "pynative"
+    print(f"device {cfg.MODEL.DEVICE}, {mode}; {onednn_isa_decision()[1]}")
+    print(f"batch {args.batch} x 3x{height}x{width}, classes {num_classes}")
+    print(f"first calls (s): eval {eval_first:.2f}, basic step {basic_first:.2f}, meta iteration {meta_first:.2f}")
+    print("one meta iteration by parts (median seconds), slowest first:")
+    for name, seconds in sorted(parts.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<28} {seconds:8.4f}")
+    print(json.dumps({"eval_forward_s": round(eval_s, 4), "basic_step_s": round(basic_s, 4),
+                      "meta_iteration_s": round(meta_s, 4), "peak_rss_mb": round(max_memory_mb(), 1),
+                      "compile_s": round(compile_s, 2), "mode": mode}))
+
+
+def profile_meta_iteration(trainer, basic, domain_batches, runs):
+    """Median seconds of each part of a meta iteration, run one by one with a host synchronisation after each
+    (the parts the trainer chains without synchronising)."""
+    mtrain = {k: np.concatenate([domain_batches[0][k], domain_batches[2][k]]) for k in basic}
+    mtest = domain_batches[1]
+    steps = meta_step_sizes([p.name for p in trainer.weights], trainer.meta_lr)
+
+    def sync(tensors):
+        tensors[0].asnumpy()
+
+    state = {}
+
+    def basic_pass():
+        state["basic"] = trainer.train_pass(basic, "basic")
+        sync(state["basic"][2])
+
+    def basic_update():
+        trainer.optimizer.step(state["basic"][2]).asnumpy()
+
+    def mtrain_pass():
+        state["mtrain"] = trainer.train_pass(mtrain, "mtrain")
+        sync(state["mtrain"][2])
+
+    def mtest_pass_with_fast_weights():
+        with trainer.fast_weights(state["mtrain"][2], steps):
+            state["mtest"] = trainer.train_pass(mtest, "mtest")
+            sync(state["mtest"][2])
+
+    def meta_update():
+        grads = trainer._sum_gradients(state["mtrain"][2], state["mtest"][2])
+        trainer.optimizer_meta.step(grads).asnumpy()
+
+    parts = {"basic pass (fwd+bwd)": basic_pass, "basic SGD update": basic_update,
+             "meta-train pass (fwd+bwd)": mtrain_pass, "meta-test pass + fast weights": mtest_pass_with_fast_weights,
+             "meta SGD update (+grad sum)": meta_update}
+    return {name: timed(fn, runs)[1] for name, fn in parts.items()}
 
 
 if __name__ == "__main__":

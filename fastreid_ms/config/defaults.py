@@ -135,10 +135,9 @@ _C.MODEL.PIXEL_MEAN = [0.485*255, 0.456*255, 0.406*255]
 # Values to be used for image normalization
 _C.MODEL.PIXEL_STD = [0.229*255, 0.224*255, 0.225*255]
 
-# Convolution implementation on CPU: "auto" (probe once per process and use the faster of the two), "matmul"
-# (im2col + matmul, immune to oneDNN's slow reference kernel on AVX-512 CPUs) or "native" (mindspore.ops.conv2d).
-# GPU and Ascend always use the native kernel.
-_C.MODEL.CPU_CONV = "auto"
+# Run the training and evaluation passes and the optimizer updates as compiled MindSpore graphs (mindspore.jit) on
+# every device. False runs them operator by operator (PyNative), for debugging: same numbers, several times slower.
+_C.MODEL.COMPILE = True
 
 # -----------------------------------------------------------------------------
 # KNOWLEDGE DISTILLATION

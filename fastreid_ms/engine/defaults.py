@@ -13,13 +13,13 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from fastreid_ms.layers.conv import set_cpu_conv_impl
-from fastreid_ms.modeling.ops import opt_setting
+from fastreid_ms.modeling.passes import EvalPass
 from fastreid_ms.utils import comm
 from fastreid_ms.utils.checkpoint import Checkpointer
 from fastreid_ms.utils.env import seed_all_rng, set_device
 from fastreid_ms.utils.events import CommonMetricPrinter, JSONWriter, StepLossWriter
 from fastreid_ms.utils.logger import setup_logger
+from fastreid_ms.utils.onednn import onednn_isa_decision
 from . import hooks
 from .meta_train_loop import MetaLearningTrainer
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
@@ -63,7 +63,7 @@ def collect_env_info() -> str:
         ("MindSpore mode", "GRAPH" if mindspore.get_context("mode") == mindspore.GRAPH_MODE else "PYNATIVE"),
         ("CPU", platform.processor() or platform.machine()),
         ("CPU count", os.cpu_count()),
-        ("ONEDNN_MAX_CPU_ISA", os.environ.get("ONEDNN_MAX_CPU_ISA", "<not set>")),
+        ("oneDNN ISA", onednn_isa_decision()[1]),
     ]
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
@@ -71,9 +71,8 @@ def collect_env_info() -> str:
 
 def default_setup(cfg, args) -> None:
     """Prepare a job: create ``OUTPUT_DIR``, log to ``OUTPUT_DIR/log.txt``, log the environment, arguments and
-    config, dump ``OUTPUT_DIR/config.yaml`` (main process), select ``MODEL.DEVICE``, choose the CPU convolution
-    implementation (``MODEL.CPU_CONV``) and seed every RNG from ``SEED`` (a negative SEED draws a fresh seed, which
-    is logged; every process gets ``SEED + rank``).
+    config, dump ``OUTPUT_DIR/config.yaml`` (main process), select ``MODEL.DEVICE`` and seed every RNG from ``SEED``
+    (a negative SEED draws a fresh seed, which is logged; every process gets ``SEED + rank``).
     """
     output_dir = cfg.OUTPUT_DIR
     if comm.is_main_process() and output_dir:
@@ -82,7 +81,6 @@ def default_setup(cfg, args) -> None:
     setup_logger(output_dir, distributed_rank=rank, name="fastreid_ms")
     logger = logging.getLogger("fastreid_ms")
     set_device(cfg.MODEL.DEVICE)
-    set_cpu_conv_impl(cfg.MODEL.CPU_CONV)
     logger.info("Rank of current process: {}. World size: {}".format(rank, comm.get_world_size()))
     logger.info("Environment info:\n" + collect_env_info())
     logger.info("Command line arguments: " + str(args))
@@ -104,15 +102,14 @@ class DefaultPredictor:
     """Feature extraction with a trained model: ``predictor(image) -> (D,)`` feature (or ``(N, D)`` for a batch).
 
     Builds the model from ``cfg`` (no ImageNet pre-training), loads ``MODEL.WEIGHTS`` (a fastreid_ms ``.ckpt`` or a
-    PyTorch FastReID ``.pth``) and runs it in eval mode on the test transform (``INPUT.SIZE_TEST``, bicubic). An
-    image is a file path, a PIL image or an ``(H, W, 3)`` uint8 RGB array; a batch is a list of them or an
-    ``(N, 3, H, W)`` float array already in the model's input space (0..255).
+    PyTorch FastReID ``.pth``) and runs its compiled eval pass (``MODEL.COMPILE``) on the test transform
+    (``INPUT.SIZE_TEST``, bicubic). An image is a file path, a PIL image or an ``(H, W, 3)`` uint8 RGB array; a
+    batch is a list of them or an ``(N, 3, H, W)`` float array already in the model's input space (0..255).
     """
 
     def __init__(self, cfg):
         from fastreid_ms.data.transforms import build_transforms
         from fastreid_ms.modeling import build_model
-        from fastreid_ms.utils.checkpoint import Checkpointer
 
         self.cfg = cfg.clone()
         self.cfg.defrost()
@@ -123,6 +120,7 @@ class DefaultPredictor:
             raise ValueError("DefaultPredictor needs MODEL.WEIGHTS (a trained fastreid_ms .ckpt or FastReID .pth)")
         Checkpointer(self.model).load(cfg.MODEL.WEIGHTS, checkpointables=[])
         self.transform = build_transforms(self.cfg, is_train=False)
+        self.eval_pass = EvalPass(self.model, compile=self.cfg.MODEL.COMPILE)
 
     def _prepare(self, image) -> np.ndarray:
         from PIL import Image
@@ -143,7 +141,7 @@ class DefaultPredictor:
             batch = images.astype(np.float32)
         else:
             batch = np.stack([self._prepare(img) for img in ([images] if single else images)])
-        features = self.model({"images": batch}).asnumpy()
+        features = self.eval_pass(batch)
         return features[0] if single else features
 
 
@@ -197,11 +195,13 @@ class DefaultTrainer(TrainerBase):
                 meta_period=cfg.SOLVER.META.PERIOD, first_iter_basic_steps=cfg.SOLVER.META.FIRST_ITER_BASIC_STEPS,
                 adaptor_step_factor=cfg.SOLVER.META.ADAPTOR_STEP_FACTOR,
                 zero_grad_keeps_tensors=cfg.SOLVER.ZERO_GRAD_KEEPS_TENSORS,
-                dp_replicas=cfg.SOLVER.EMULATE_DP_REPLICAS, seed=_derived_seed(cfg.SEED, "meta"))
-        elif cfg.SOLVER.AMP.ENABLED:
-            self._trainer = AMPTrainer(model, data_loader, optimizer)
+                dp_replicas=cfg.SOLVER.EMULATE_DP_REPLICAS, seed=_derived_seed(cfg.SEED, "meta"),
+                compile=cfg.MODEL.COMPILE)
         else:
-            self._trainer = SimpleTrainer(model, data_loader, optimizer)
+            trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+            self._trainer = trainer_cls(model, data_loader, optimizer, compile=cfg.MODEL.COMPILE,
+                                        dp_replicas=cfg.SOLVER.EMULATE_DP_REPLICAS,
+                                        zero_grad_keeps_tensors=cfg.SOLVER.ZERO_GRAD_KEEPS_TENSORS)
         self.grad_scaler = self._trainer.grad_scaler
         self.model = self._trainer.model
         self.optimizer = optimizer
@@ -215,6 +215,7 @@ class DefaultTrainer(TrainerBase):
             checkpointables.update({f"{k}_meta": v for k, v in self.scheduler_meta.items()})
         if self.grad_scaler is not None:
             checkpointables["grad_scaler"] = self.grad_scaler
+        self.eval_pass = EvalPass(self.model, compile=cfg.MODEL.COMPILE)
         self.checkpointer = Checkpointer(self.model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
                                          **checkpointables)
         self.start_epoch = 0
@@ -242,16 +243,15 @@ class DefaultTrainer(TrainerBase):
             precise_cfg = cfg.clone()
             precise_cfg.defrost()
             precise_cfg.DATASETS.NAMES = (cfg.TEST.PRECISE_BN.DATASET,)
-            forward = (lambda model, batch: model(batch, opt_setting("basic"))) if self.meta else None
             ret.append(hooks.PreciseBN(self.model, self.build_train_loader(precise_cfg)[0],
-                                       cfg.TEST.PRECISE_BN.NUM_ITER, forward=forward))
+                                       cfg.TEST.PRECISE_BN.NUM_ITER))
         if len(cfg.MODEL.FREEZE_LAYERS) > 0 and cfg.SOLVER.FREEZE_ITERS > 0:
             ret.append(hooks.LayerFreeze(self.model, cfg.MODEL.FREEZE_LAYERS, cfg.SOLVER.FREEZE_ITERS))
 
         def test_and_save_results():
             # every process evaluates with rank 0's BN running statistics, as DDP's buffer broadcast gives
             comm.broadcast_cell_state(self.model)
-            self._last_eval_results = self.test(self.cfg, self.model)
+            self._last_eval_results = self.test(self.cfg, self.eval_pass)
             return self._last_eval_results
 
         ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
@@ -321,8 +321,9 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def test(cls, cfg, model) -> Dict:
-        """Evaluate ``model`` on every ``DATASETS.TESTS`` set; prints FastReID's table and returns
-        ``{dataset: results}`` (the results alone for a single set)."""
+        """Evaluate ``model`` (a Cell, or an :class:`~fastreid_ms.modeling.passes.EvalPass` whose compiled graph is
+        reused, as the trainer's periodic evaluation does) on every ``DATASETS.TESTS`` set; prints FastReID's table
+        and returns ``{dataset: results}`` (the results alone for a single set)."""
         from fastreid_ms.evaluation import inference_on_dataset, print_csv_format
 
         logger = logging.getLogger(__name__)
@@ -331,7 +332,8 @@ class DefaultTrainer(TrainerBase):
             logger.info("Prepare testing set")
             data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
             evaluator = cls.build_evaluator(cfg, dataset_name, num_query)
-            results_i = inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED)
+            results_i = inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED,
+                                             compile=cfg.MODEL.COMPILE)
             results[dataset_name] = results_i
             if comm.is_main_process():
                 print_csv_format(OrderedDict([("dataset", dataset_name), *results_i.items()]))

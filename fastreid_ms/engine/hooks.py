@@ -10,10 +10,14 @@ import time
 from collections import Counter
 from typing import Callable, Dict, Optional, Sequence
 
+from mindspore import Tensor, ops
+
+from fastreid_ms.modeling.passes import batch_arrays
 from fastreid_ms.solver.lr_scheduler import MultiStepLR
 from fastreid_ms.utils import comm
 from fastreid_ms.utils.checkpoint import PeriodicCheckpointer as _PeriodicCheckpointer
 from fastreid_ms.utils.events import EventStorage, EventWriter, flatten_results_dict, get_event_storage
+from fastreid_ms.utils.params import assign_values
 from .train_loop import HookBase
 
 __all__ = ["CallbackHook", "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook",
@@ -254,26 +258,31 @@ class EvalHook(HookBase):
 
 def get_bn_cells(model) -> list:
     """The batch-norm cells of ``model`` in training mode: cells with ``running_mean``/``running_var`` and a
-    (PyTorch-convention) ``momentum`` attribute, like fastreid_ms's ``MetaBNNorm``."""
+    (PyTorch-convention) ``momentum`` attribute (fastreid_ms's BatchNorm and its subclasses)."""
     return [cell for _, cell in model.cells_and_names()
             if cell.training and hasattr(cell, "running_mean") and hasattr(cell, "running_var")
             and hasattr(cell, "momentum")]
+
+
+def basic_forward(model, batch) -> None:
+    """One op-by-op (PyNative) training forward of a batch dict in phase 'basic' (batch statistics, running
+    statistics updated). Not compiled: :func:`update_bn_stats` changes the norms' momentum between passes."""
+    meta = bool(getattr(model, "is_meta", False))
+    arrays = batch_arrays(batch, num_channels=int(getattr(model, "num_channels", 3)), domains=meta)
+    domainids = Tensor(arrays["domainids"]) if meta else None
+    model(Tensor(arrays["images"]), Tensor(arrays["targets"]), domainids, "basic", True)
 
 
 def update_bn_stats(model, batches, num_iters: int, forward: Optional[Callable] = None) -> None:
     """Precise BN (FastReID ``utils/precision_bn.py``): set every training-mode BN cell's running mean/variance to
     the average of the batch statistics of ``num_iters`` batches (momentum 1 during the passes, restored after).
 
-    ``forward(model, batch)`` runs one pass that updates running statistics (default ``model(batch)``; the DR50
-    model needs an ``opt`` with ``type_running_stats='general'``, e.g. ``lambda m, b: m(b, opt_setting('basic'))``).
+    ``forward(model, batch)`` runs one pass that updates running statistics (default :func:`basic_forward`).
     """
-    import mindspore
-    from mindspore import ops
-
     bn_cells = get_bn_cells(model)
     if not bn_cells:
         return
-    forward = forward or (lambda m, b: m(b))
+    forward = forward or basic_forward
     momenta = [bn.momentum for bn in bn_cells]
     for bn in bn_cells:
         bn.momentum = 1.0
@@ -289,9 +298,7 @@ def update_bn_stats(model, batches, num_iters: int, forward: Optional[Callable] 
             count = ind + 1
         if count != num_iters:
             raise ValueError(f"update_bn_stats: the data loader ran out after {count} of {num_iters} batches")
-        for i, bn in enumerate(bn_cells):
-            bn.running_mean.set_data(mindspore.Tensor(means[i].asnumpy()))
-            bn.running_var.set_data(mindspore.Tensor(variances[i].asnumpy()))
+        assign_values([bn.running_mean for bn in bn_cells] + [bn.running_var for bn in bn_cells], means + variances)
     finally:
         for bn, m in zip(bn_cells, momenta):
             bn.momentum = m

@@ -2,23 +2,33 @@
 
 :class:`TrainerBase` runs ``for epoch: for iters_per_epoch: before_step, run_step, after_step`` inside an
 :class:`~fastreid_ms.utils.events.EventStorage`, calling the registered hooks in order. :class:`SimpleTrainer`
-implements the ordinary FastReID step (one loader, one optimizer) with ``mindspore.value_and_grad``;
-:meth:`SimpleTrainer.loss_and_grads` is the reusable piece (losses and gradients of one batch for any weights and
-any model ``opt``), on which the ACL-DGReID meta-learning steps are built.
+implements the ordinary FastReID step (one loader, one optimizer) with the model's compiled training pass
+(:class:`~fastreid_ms.modeling.passes.TrainPass`); its :meth:`SimpleTrainer.run_optimizer_step` is the one step body
+(fetch the data, compute losses and gradients, record the metrics, update) that the ACL-DGReID meta-learning
+trainer reuses for its basic and meta steps.
 """
 import logging
 import time
 import weakref
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import mindspore
 import numpy as np
+from mindspore import amp, ops
 
+from fastreid_ms.modeling.passes import TrainPass
+from fastreid_ms.solver.optim import StickyGradMask
 from fastreid_ms.utils import comm
 from fastreid_ms.utils.events import EventStorage, get_event_storage
+from fastreid_ms.utils.params import assign_values
 
-__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "DynamicGradScaler"]
+__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "DynamicGradScaler", "LossPass", "loader_state",
+           "load_loader_state"]
 
 logger = logging.getLogger(__name__)
+
+#: One forward pass of a training step: its phase and loss dict (name -> scalar Tensor).
+LossPass = Tuple[str, Dict[str, object]]
 
 
 class HookBase:
@@ -148,132 +158,94 @@ class TrainerBase:
         raise NotImplementedError
 
 
-def average_gradients(grads: Sequence) -> Tuple:
-    """Average gradients over the data-parallel processes (one all-reduce each; identity for one process), as
-    DistributedDataParallel does."""
-    grads = tuple(grads)
-    world = comm.get_world_size()
-    if world == 1:
-        return grads
-    from mindspore import ops
-
-    reduce = ops.AllReduce()
-    return tuple(reduce(g) / world for g in grads)
-
-
-def _loader_state(loader):
-    return loader.state_dict() if hasattr(loader, "state_dict") else None
-
-
-def _load_loader_state(loader, state) -> None:
-    if state is not None and hasattr(loader, "load_state_dict"):
-        loader.load_state_dict(state)
-
-
-def _sum_losses(values):
-    total = values[0]
-    for v in values[1:]:
-        total = total + v
-    return total
-
-
 class SimpleTrainer(TrainerBase):
-    """One loader, one optimizer: ``batch = next(loader)``, losses and gradients with ``mindspore.value_and_grad``
-    over the optimizer's real Parameters, NaN/inf check, ``optimizer.step(grads)``.
+    """One loader, one optimizer: ``batch = next(loader)``, losses and gradients of the model's training pass
+    (compiled unless ``compile=False``), metrics with a NaN/inf check, ``optimizer.step(grads, mask)``.
 
-    ``model(batch)`` (or ``model(batch, opt)``) must return a dict of scalar loss Tensors in training mode; the
-    optimized loss is ``sum(loss_dict.values())`` (the reference also takes ``.mean()`` of that sum over
-    DataParallel replicas, the identity on one device). Every parameter of the optimizer is updated each step
-    (ordinary FastReID models use all of them); use :meth:`loss_and_grads` and ``optimizer.step(grads,
-    has_grad)`` directly for partial updates.
+    The model must be trainable by :class:`~fastreid_ms.modeling.passes.TrainPass` (``model(images, targets,
+    domainids, phase)`` returning the loss dict in training mode); the optimized loss is the sum of the dict's values.
+    A parameter whose gradient is exactly zero (one the losses do not reach) is left untouched by the optimizer, as
+    PyTorch leaves a parameter with ``.grad`` None; with ``zero_grad_keeps_tensors`` (PyTorch 1.x ``zero_grad``) a
+    parameter keeps being updated once it has had a gradient. ``dp_replicas`` emulates ``torch.nn.DataParallel``
+    over that many devices on this one (see TrainPass).
     """
 
-    def __init__(self, model, data_loader, optimizer):
+    def __init__(self, model, data_loader, optimizer, *, compile: bool = True, dp_replicas: int = 1,
+                 zero_grad_keeps_tensors: bool = False):
         super().__init__()
         model.set_train(True)
         self.model = model
         self.data_loader = data_loader
         self._data_loader_iter = iter(data_loader)
         self.optimizer = optimizer
+        self.train_pass = TrainPass(model, optimizer.parameters, compile=compile, replicas=dp_replicas,
+                                    world_size=comm.get_world_size())
+        self.grad_mask = StickyGradMask(len(optimizer.parameters), keeps_tensors=zero_grad_keeps_tensors)
 
     @property
     def weights(self) -> List:
         """The Parameters gradients are taken for: the optimizer's own (the model's real Parameters)."""
         return self.optimizer.parameters
 
-    def loss_and_grads(self, batch, weights: Sequence, opt=None, loss_scale=None
-                       ) -> Tuple[Dict[str, object], object, Tuple]:
-        """Run ``model(batch[, opt])`` under ``mindspore.value_and_grad`` with respect to ``weights``.
-
-        Returns ``(loss_dict, total_loss, grads)``: the model's loss Tensors (constants), their sum, and the
-        gradients of that sum (times ``loss_scale`` if given, for mixed precision) aligned with ``weights``. A
-        weight the losses do not depend on gets a zero gradient (MindSpore), where PyTorch would leave ``.grad``
-        None.
-        """
-        import mindspore
-
-        names: List[str] = []
-
-        def forward():
-            loss_dict = self.model(batch) if opt is None else self.model(batch, opt)
-            if not isinstance(loss_dict, dict) or not loss_dict:
-                raise TypeError(f"the model must return a non-empty dict of losses in training mode, got "
-                                f"{type(loss_dict).__name__}")
-            names[:] = list(loss_dict)
-            values = [loss_dict[k] for k in names]
-            total = _sum_losses(values)
-            objective = total if loss_scale is None else total * loss_scale
-            return (objective, total, *values)
-
-        grad_fn = mindspore.value_and_grad(forward, None, list(weights), has_aux=True)
-        outputs, grads = grad_fn()
-        total, values = outputs[1], outputs[2:]
-        return dict(zip(names, values)), total, average_gradients(grads)
-
-    def state_dict(self) -> Dict[str, object]:
-        """The data loader's position (what an exact resume needs besides model, optimizer and schedulers)."""
-        return {"loader": _loader_state(self.data_loader)}
-
-    def load_state_dict(self, state: Dict[str, object]) -> None:
-        _load_loader_state(self.data_loader, state.get("loader"))
-        self._data_loader_iter = iter(self.data_loader)
-
     def run_step(self):
         if not self.model.training:
-            raise RuntimeError("[SimpleTrainer] model was changed to eval mode!")
+            raise RuntimeError(f"[{type(self).__name__}] model was changed to eval mode!")
+        self.run_optimizer_step(self.next_batch, self.basic_passes, self.optimizer.step)
+
+    def next_batch(self):
+        return next(self._data_loader_iter)
+
+    def basic_passes(self, batch) -> Tuple[List[LossPass], Tuple]:
+        """The ordinary step's pass: ``([("basic", losses)], grads)``."""
+        losses, grads = self.train_pass(batch, "basic")
+        return [("basic", losses)], grads
+
+    def run_optimizer_step(self, fetch: Callable, compute: Callable, apply: Callable):
+        """The training step: ``data = fetch()`` (timed as data_time), ``passes, grads = compute(data)``, the
+        metrics of the passes, then ``apply(grads, sticky=...)`` (an optimizer's ``step``, which skips parameters
+        whose gradient is all zero unless :attr:`grad_mask` remembers them). Returns ``(passes, grads)``."""
         start = time.perf_counter()
-        batch = next(self._data_loader_iter)
+        data = fetch()
         data_time = time.perf_counter() - start
-        loss_dict, _, grads = self.loss_and_grads(batch, self.weights)
-        self._write_metrics(loss_dict, data_time)
-        self.optimizer.step(grads)
+        passes, grads = compute(data)
+        self._write_metrics(passes, data_time)
+        self.grad_mask.record(apply(grads, sticky=self.grad_mask.sticky()))
+        return passes, grads
 
-    def _write_metrics(self, loss_dict: Dict[str, object], data_time: float, passes=None) -> None:
-        """Put ``total_loss``, every loss (if more than one) and ``data_time`` into the storage, and record each
-        forward pass's losses unsmoothed (``storage.put_step_losses``); raise FloatingPointError naming the
-        iteration and the losses when the total is NaN or infinite.
+    def state_dict(self) -> Dict[str, object]:
+        """What resuming needs besides model, optimizers and schedulers: which parameters have had a gradient
+        (PyTorch 1.x ``zero_grad`` memory) and the data loader's position."""
+        return {"grad_ever": [p.name for p, had in zip(self.weights, self.grad_mask.ever()) if had],
+                "loader": loader_state(self.data_loader)}
 
-        ``passes`` lists ``(phase, loss_dict)`` of the forward passes of this step (default: one pass "train" with
-        ``loss_dict``). Losses are averaged over processes (one all-reduce); data_time is this process's.
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        ever = set(state.get("grad_ever", ()))
+        self.grad_mask.reset([p.name in ever for p in self.weights])
+        load_loader_state(self.data_loader, state.get("loader"))
+        self._data_loader_iter = iter(self.data_loader)
+
+    def _write_metrics(self, passes: Sequence[LossPass], data_time: float) -> None:
+        """Record every pass's losses unsmoothed (``storage.put_step_losses``), and put ``total_loss``, every loss
+        (if more than one; a name repeated by a later pass gets the suffix ``_<phase>``) and ``data_time`` into the
+        storage; raise FloatingPointError naming the iteration and the losses when the total is NaN or infinite.
+
+        One host read of all losses; they are averaged over processes (one all-reduce); data_time is this
+        process's.
         """
-        from mindspore import ops
-
-        passes = [("train", loss_dict)] if passes is None else list(passes)
-        names = list(loss_dict)
-        keys = names + [k for _, d in passes for k in d]
-        tensors = [loss_dict[k] for k in names] + [d[k] for _, d in passes for k in d]
-        values = ops.stack([t.mean().astype("float32") for t in tensors]).asnumpy().astype(np.float64)
+        values = ops.stack([v for _, losses in passes for v in losses.values()]).asnumpy().astype(np.float64)
         world = comm.get_world_size()
         if world > 1:
             values = comm.all_reduce_sum(values.astype(np.float32)).astype(np.float64) / world
-        metrics = {k: float(v) for k, v in zip(names, values)}
         if not comm.is_main_process():
             return
         storage = get_event_storage()
-        offset = len(names)
-        for phase, d in passes:
-            storage.put_step_losses(phase, dict(zip(d, values[offset:offset + len(d)])))
-            offset += len(d)
+        metrics, offset = {}, 0
+        for phase, losses in passes:
+            pass_values = dict(zip(losses, values[offset:offset + len(losses)]))
+            offset += len(losses)
+            storage.put_step_losses(phase, pass_values)
+            for k, v in pass_values.items():
+                metrics[k if k not in metrics else f"{k}_{phase}"] = float(v)
         storage.put_scalar("data_time", data_time)
         total = sum(metrics.values())
         if not np.isfinite(total):
@@ -281,6 +253,17 @@ class SimpleTrainer(TrainerBase):
         storage.put_scalar("total_loss", total)
         if len(metrics) > 1:
             storage.put_scalars(**metrics)
+
+
+def loader_state(loader):
+    """A data loader's position (``loader.state_dict()``), None for a loader that cannot resume."""
+    return loader.state_dict() if hasattr(loader, "state_dict") else None
+
+
+def load_loader_state(loader, state) -> None:
+    """Restore :func:`loader_state` output (nothing for None or a loader that cannot resume)."""
+    if state is not None and hasattr(loader, "load_state_dict"):
+        loader.load_state_dict(state)
 
 
 class DynamicGradScaler:
@@ -294,8 +277,6 @@ class DynamicGradScaler:
     """
 
     def __init__(self, init_scale: float = 2.0 ** 16, growth_factor: int = 2, growth_interval: int = 2000):
-        from mindspore import amp
-
         self._scaler = amp.DynamicLossScaler(float(init_scale), int(growth_factor), int(growth_interval))
         self._finite = None
 
@@ -306,17 +287,14 @@ class DynamicGradScaler:
     def scale_tensor(self):
         return self._scaler.scale_value
 
-    def step(self, optimizer, grads: Sequence, has_grad: Optional[Sequence[bool]] = None) -> bool:
-        """Unscale ``grads`` and step ``optimizer`` if they are all finite; returns whether it stepped."""
-        from mindspore import amp
-
-        present = [g for g in grads if g is not None]
-        finite = amp.all_finite(tuple(present)) if present else None
+    def step(self, optimizer, grads: Sequence, sticky=None):
+        """Unscale ``grads`` and step ``optimizer`` if they are all finite; returns the optimizer step's gradient
+        presence, or None when it skipped the step."""
+        finite = amp.all_finite(tuple(grads))
         self._finite = finite
-        ok = True if finite is None else bool(finite.asnumpy())
-        if ok:
-            optimizer.step(self._scaler.unscale(tuple(grads)), has_grad)
-        return ok
+        if not bool(finite.asnumpy()):
+            return None
+        return optimizer.step(self._scaler.unscale(tuple(grads)), sticky=sticky)
 
     def update(self) -> None:
         """Adjust the scale from the finiteness seen by the last :meth:`step`."""
@@ -328,10 +306,8 @@ class DynamicGradScaler:
         return {"scale": self.get_scale(), "counter": int(self._scaler.counter.asnumpy())}
 
     def load_state_dict(self, state: Dict[str, float]) -> None:
-        import mindspore
-
-        self._scaler.scale_value.set_data(mindspore.Tensor(float(state["scale"]), mindspore.float32))
-        self._scaler.counter.set_data(mindspore.Tensor(int(state["counter"]), mindspore.int32))
+        assign_values([self._scaler.scale_value, self._scaler.counter],
+                      [np.float32(state["scale"]), np.int32(state["counter"])])
 
 
 class AMPTrainer(SimpleTrainer):
@@ -339,26 +315,24 @@ class AMPTrainer(SimpleTrainer):
     ``amp_level``) and dynamic loss scaling (:class:`DynamicGradScaler`). GPU/Ascend only: MindSpore's CPU backend
     gains nothing from float16, so construction on CPU raises."""
 
-    def __init__(self, model, data_loader, optimizer, grad_scaler: Optional[DynamicGradScaler] = None,
-                 amp_level: str = "O1"):
-        import mindspore
-
+    def __init__(self, model, data_loader, optimizer, grad_scaler: Optional["DynamicGradScaler"] = None,
+                 amp_level: str = "O1", **kwargs):
         target = mindspore.get_context("device_target")
         if target not in ("GPU", "Ascend"):
             raise RuntimeError(f"AMPTrainer (SOLVER.AMP.ENABLED=True) needs a GPU or Ascend device, but MindSpore's "
                                f"device target is {target}: the CPU backend has no float16 speed-up. Set "
                                f"SOLVER.AMP.ENABLED False, or MODEL.DEVICE gpu/ascend.")
-        model = mindspore.amp.auto_mixed_precision(model, amp_level)
-        super().__init__(model, data_loader, optimizer)
+        model = amp.auto_mixed_precision(model, amp_level)
+        super().__init__(model, data_loader, optimizer, **kwargs)
         self.grad_scaler = grad_scaler if grad_scaler is not None else DynamicGradScaler()
+        self.train_pass.loss_scale = self.grad_scaler.scale_tensor
 
     def run_step(self):
         if not self.model.training:
             raise RuntimeError("[AMPTrainer] model was changed to eval mode!")
-        start = time.perf_counter()
-        batch = next(self._data_loader_iter)
-        data_time = time.perf_counter() - start
-        loss_dict, _, grads = self.loss_and_grads(batch, self.weights, loss_scale=self.grad_scaler.scale_tensor)
-        self._write_metrics(loss_dict, data_time)
-        self.grad_scaler.step(self.optimizer, grads)
+        self.run_optimizer_step(self.next_batch, self.basic_passes, self._scaled_step)
+
+    def _scaled_step(self, grads, sticky=None):
+        present = self.grad_scaler.step(self.optimizer, grads, sticky)
         self.grad_scaler.update()
+        return present

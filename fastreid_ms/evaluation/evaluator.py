@@ -6,6 +6,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from fastreid_ms.modeling.passes import EvalPass
+
 __all__ = ["DatasetEvaluator", "inference_on_dataset", "inference_context"]
 
 logger = logging.getLogger(__name__)
@@ -39,28 +41,26 @@ def inference_context(model):
         model.set_train(training)
 
 
-def _to_numpy(x) -> np.ndarray:
-    return np.asarray(x.asnumpy() if hasattr(x, "asnumpy") else x)
-
-
-def _features(model, inputs, flip: bool = False) -> np.ndarray:
-    """``model(batch)`` on a fresh copy of the images (the model may normalise them in place), horizontally flipped
-    when ``flip``; the output as a (N, D) float32 array."""
-    batch = dict(inputs)
-    images = _to_numpy(inputs["images"])
-    batch["images"] = np.ascontiguousarray(images[..., ::-1]) if flip else images.copy()
-    out = _to_numpy(model(batch)).astype(np.float32, copy=False)
+def _features(eval_pass: EvalPass, inputs, flip: bool = False) -> np.ndarray:
+    """The eval pass's features of the batch images, horizontally flipped when ``flip``, as (N, D) float32."""
+    images = inputs["images"]
+    images = np.asarray(images.asnumpy() if hasattr(images, "asnumpy") else images)
+    if flip:
+        images = np.ascontiguousarray(images[..., ::-1])
+    out = np.asarray(eval_pass(images)).astype(np.float32, copy=False)
     if out.ndim != 2 or out.shape[0] != images.shape[0]:
         raise ValueError(f"the model returned an output of shape {out.shape} for a batch of {images.shape[0]} "
                          f"images; in eval mode it must return the (N, D) features")
     return out
 
 
-def inference_on_dataset(model, data_loader, evaluator: DatasetEvaluator, flip_test: bool = False):
-    """Run ``model`` (a MindSpore Cell, in eval mode for the duration; MindSpore records no gradient outside
-    ``grad``/``value_and_grad``) over ``data_loader`` (an iterable of batch dicts with "images" (N,3,H,W) float32
-    0..255, "targets", "camids"[, "img_paths"]), feed each batch and its features to ``evaluator`` and return
-    ``evaluator.evaluate()`` ({} when it returns None).
+def inference_on_dataset(model, data_loader, evaluator: DatasetEvaluator, flip_test: bool = False,
+                         compile: bool = True):
+    """Run ``model`` (a MindSpore Cell, in eval mode for the duration, through its compiled eval pass unless
+    ``compile=False``; or an :class:`~fastreid_ms.modeling.passes.EvalPass`, whose compiled graph is then reused)
+    over ``data_loader`` (an iterable of batch dicts with "images" (N,3,H,W) float32 0..255, "targets",
+    "camids"[, "img_paths"]), feed each batch and its features to ``evaluator`` and return ``evaluator.evaluate()``
+    ({} when it returns None).
 
     Flip test (``flip_test``): the features of the horizontally flipped images are averaged with those of the
     original images; each forward pass gets its own copy of the batch images. The reference instead flips the batch
@@ -69,6 +69,8 @@ def inference_on_dataset(model, data_loader, evaluator: DatasetEvaluator, flip_t
 
     Progress is logged with throughput and ETA (timing starts after up to 5 warm-up batches).
     """
+    eval_pass = model if isinstance(model, EvalPass) else EvalPass(model, compile=compile)
+    model = eval_pass.model
     total = len(data_loader) if hasattr(data_loader, "__len__") else None
     logger.info("Start inference on %s batches", total if total is not None else "an unknown number of")
     evaluator.reset()
@@ -81,9 +83,9 @@ def inference_on_dataset(model, data_loader, evaluator: DatasetEvaluator, flip_t
             if idx == num_warmup:
                 start_time, compute_time = time.perf_counter(), 0.0
             t0 = time.perf_counter()
-            outputs = _features(model, inputs)
+            outputs = _features(eval_pass, inputs)
             if flip_test:
-                outputs = (outputs + _features(model, inputs, flip=True)) / np.float32(2)
+                outputs = (outputs + _features(eval_pass, inputs, flip=True)) / np.float32(2)
             compute_time += time.perf_counter() - t0
             evaluator.process(inputs, outputs)
             num_batches, num_images = idx + 1, num_images + outputs.shape[0]

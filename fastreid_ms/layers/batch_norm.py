@@ -6,8 +6,10 @@
 * ``momentum`` is PyTorch's: ``running = (1 - momentum) * running + momentum * batch_stat``, with the UNBIASED batch
   variance for ``running_var``; the output is normalised with the biased batch variance. (MindSpore's
   ``nn.BatchNorm2d`` uses the reversed convention, so it is not used here.)
-* Training mode (``set_train(True)``) uses batch statistics and updates the running ones; eval mode uses the running
-  statistics.
+* Training mode (``set_train(True)``) uses batch statistics and, with ``update_stats=True`` (the default of every
+  norm's ``construct(x, update_stats=True)``), updates the running ones; ``update_stats=False`` leaves them untouched
+  (ACL-DGReID's "hold" mode of the meta-learning passes). Eval mode uses the running statistics. Every norm takes the
+  flag, so that blocks can pass it on without knowing which norm they hold.
 
 ``get_norm(norm, out_channels, **kwargs)`` builds "BN", "syncBN", "GhostBN", "FrozenBN" or "GN" (or calls a
 callable with ``(out_channels, **kwargs)``), like upstream.
@@ -26,15 +28,9 @@ __all__ = [
     "InstanceNorm",
     "GroupNorm",
     "IBN",
+    "NormSequential",
     "get_norm",
 ]
-
-
-def _check_4d(cell, x):
-    if x.ndim != 4:
-        raise ValueError(f"{type(cell).__name__} expects a 4-D (N, C, H, W) input, got shape {tuple(x.shape)}")
-    if x.shape[1] != cell.num_features:
-        raise ValueError(f"{type(cell).__name__}({cell.num_features}) got an input with {x.shape[1]} channels")
 
 
 class BatchNorm(nn.Cell):
@@ -49,6 +45,8 @@ class BatchNorm(nn.Cell):
         **kwargs: ignored (upstream passes e.g. ``num_splits`` through ``get_norm`` to every norm).
     """
 
+    is_norm = True
+
     def __init__(self, num_features, eps=1e-05, momentum=0.1, weight_freeze=False, bias_freeze=False, weight_init=1.0,
                  bias_init=0.0, **kwargs):
         super().__init__()
@@ -62,11 +60,16 @@ class BatchNorm(nn.Cell):
         self.running_mean = Parameter(constant_tensor(0.0, num_features), name="running_mean", requires_grad=False)
         self.running_var = Parameter(constant_tensor(1.0, num_features), name="running_var", requires_grad=False)
 
-    def construct(self, x):
-        _check_4d(self, x)
-        # training=True: batch statistics, and the kernel updates the running Parameters in place (PyTorch momentum,
-        # unbiased variance); training=False: running statistics.
-        return ops.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+    def construct(self, x, update_stats=True):
+        if not self.training:
+            return ops.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False,
+                                  self.momentum, self.eps)
+        if update_stats:
+            # the kernel updates the running Parameters in place (PyTorch momentum, unbiased variance)
+            return ops.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True,
+                                  self.momentum, self.eps)
+        c = x.shape[1]
+        return ops.batch_norm(x, ops.zeros(c, x.dtype), ops.ones(c, x.dtype), self.weight, self.bias, True,
                               self.momentum, self.eps)
 
     def extend_repr(self):
@@ -90,10 +93,9 @@ class SyncBatchNorm(BatchNorm):
         super().__init__(num_features, eps, momentum, weight_freeze, bias_freeze, weight_init, bias_init)
         self.all_reduce = ops.AllReduce() if comm.get_world_size() > 1 else None
 
-    def construct(self, x):
+    def construct(self, x, update_stats=True):
         if not self.training or self.all_reduce is None:
-            return super().construct(x)
-        _check_4d(self, x)
+            return super().construct(x, update_stats)
         n, c, h, w = x.shape
         flat = x.swapaxes(0, 1).reshape(c, -1)
         local = ops.stack([flat.sum(1), (flat * flat).sum(1), ops.full((c,), float(n * h * w), dtype=x.dtype)])
@@ -101,7 +103,8 @@ class SyncBatchNorm(BatchNorm):
         count = total[2]
         mean = total[0] / count
         var = total[1] / count - mean * mean
-        _update_running_stats(self, mean, var * count / ops.clamp(count - 1, min=1.0))
+        if update_stats:
+            _update_running_stats(self, mean, var * count / ops.clamp(count - 1, min=1.0))
         scale = self.weight * ops.rsqrt(var + self.eps)
         return (x - mean.reshape(1, c, 1, 1)) * scale.reshape(1, c, 1, 1) + self.bias.reshape(1, c, 1, 1)
 
@@ -117,26 +120,26 @@ class GhostBatchNorm(BatchNorm):
     """Ghost batch norm: in training the batch is split into ``num_splits`` virtual batches, each normalised with its
     own statistics (upstream's ``view(-1, C * num_splits, H, W)``: virtual batch ``s`` holds the samples with
     ``n % num_splits == s``); the running statistics are updated with the average over the splits of the per-split
-    updates. Eval mode uses the running statistics. ``N`` must be divisible by ``num_splits``."""
+    updates. Eval mode uses the running statistics. The training batch size must be divisible by ``num_splits``."""
 
     def __init__(self, num_features, num_splits=1, **kwargs):
         super().__init__(num_features, **kwargs)
+        if num_splits < 1:
+            raise ValueError(f"GhostBatchNorm: num_splits must be >= 1, got {num_splits}")
         self.num_splits = num_splits
 
-    def construct(self, x):
-        _check_4d(self, x)
+    def construct(self, x, update_stats=True):
         if not self.training:
             return super().construct(x)
         n, c, h, w = x.shape
         s = self.num_splits
-        if n % s:
-            raise ValueError(f"GhostBatchNorm: batch size {n} is not divisible by num_splits={s}")
         xs = x.reshape(n // s, c * s, h, w)
-        stats_n = (n // s) * h * w
-        flat = xs.swapaxes(0, 1).reshape(c * s, -1)
-        mean = flat.mean(1)
-        unbiased_var = ((flat - mean.reshape(-1, 1)) ** 2).sum(1) / max(stats_n - 1, 1)
-        _update_running_stats(self, mean.reshape(s, c).mean(0), unbiased_var.reshape(s, c).mean(0))
+        if update_stats:
+            stats_n = (n // s) * h * w
+            flat = xs.swapaxes(0, 1).reshape(c * s, -1)
+            mean = flat.mean(1)
+            unbiased_var = ((flat - mean.reshape(-1, 1)) ** 2).sum(1) / max(stats_n - 1, 1)
+            _update_running_stats(self, mean.reshape(s, c).mean(0), unbiased_var.reshape(s, c).mean(0))
         y = ops.batch_norm(xs, ops.zeros(c * s, x.dtype), ops.ones(c * s, x.dtype), ops.tile(self.weight, (s,)),
                            ops.tile(self.bias, (s,)), True, self.momentum, self.eps)
         return y.reshape(n, c, h, w)
@@ -155,8 +158,7 @@ class FrozenBatchNorm(BatchNorm):
         kwargs.pop("bias_freeze", None)
         super().__init__(num_features, eps=eps, weight_freeze=True, bias_freeze=True, **kwargs)
 
-    def construct(self, x):
-        _check_4d(self, x)
+    def construct(self, x, update_stats=True):
         return ops.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, self.momentum,
                               self.eps)
 
@@ -190,17 +192,27 @@ class FrozenBatchNorm(BatchNorm):
 class InstanceNorm(nn.Cell):
     """``nn.InstanceNorm2d(num_features, affine=True)`` (no running statistics: instance statistics in train and
     eval), Parameters ``weight`` (1) and ``bias`` (0). MindSpore's InstanceNorm has no CPU kernel; this is a batch
-    norm over the (1, N*C, H, W) view, which is the same computation."""
+    norm over the (1, N*C, H, W) view, which is the same computation (and the fastest form compiled: 0.13 s forward +
+    backward on (16, 256, 64, 32), against 0.33 s for ``ops.group_norm`` with C groups and 0.71 s by hand).
 
-    def __init__(self, num_features, eps=1e-5):
+    ``zero_if_height_one=True`` reproduces a quirk of ACL-DGReID's ``MetaINNorm``: an input with ``H == 1`` is
+    returned multiplied by 0 (the reference zeroes it in place) instead of normalised. ``update_stats`` is accepted
+    and ignored (there are no running statistics).
+    """
+
+    is_norm = True
+
+    def __init__(self, num_features, eps=1e-5, zero_if_height_one=False):
         super().__init__()
         self.num_features = num_features
         self.eps = eps
+        self.zero_if_height_one = zero_if_height_one
         self.weight = Parameter(constant_tensor(1.0, num_features), name="weight")
         self.bias = Parameter(constant_tensor(0.0, num_features), name="bias")
 
-    def construct(self, x):
-        _check_4d(self, x)
+    def construct(self, x, update_stats=True):
+        if self.zero_if_height_one and x.shape[2] == 1:
+            return x * 0.0
         n, c, h, w = x.shape
         nc = n * c
         y = ops.batch_norm(x.reshape(1, nc, h, w), ops.zeros(nc, x.dtype), ops.ones(nc, x.dtype),
@@ -208,11 +220,13 @@ class InstanceNorm(nn.Cell):
         return y.reshape(n, c, h, w)
 
     def extend_repr(self):
-        return f"{self.num_features}, eps={self.eps}, affine=True"
+        return f"{self.num_features}, eps={self.eps}, affine=True, zero_if_height_one={self.zero_if_height_one}"
 
 
 class GroupNorm(nn.Cell):
     """``nn.GroupNorm(num_groups, num_channels)`` (affine), Parameters ``weight`` (1) and ``bias`` (0)."""
+
+    is_norm = True
 
     def __init__(self, num_groups, num_channels, eps=1e-5):
         super().__init__()
@@ -222,7 +236,7 @@ class GroupNorm(nn.Cell):
         self.weight = Parameter(constant_tensor(1.0, num_channels), name="weight")
         self.bias = Parameter(constant_tensor(0.0, num_channels), name="bias")
 
-    def construct(self, x):
+    def construct(self, x, update_stats=True):
         return ops.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extend_repr(self):
@@ -231,24 +245,32 @@ class GroupNorm(nn.Cell):
 
 class IBN(nn.Cell):
     """IBN-a: instance norm (``IN``) on the first ``int(planes / 2)`` channels, ``get_norm(bn_norm)`` (``BN``) on
-    the rest, concatenated back."""
+    the rest, concatenated back. ``zero_if_height_one`` goes to the instance norm (ACL-DGReID's quirk, see
+    :class:`InstanceNorm`), other keyword arguments to the batch norm."""
 
-    def __init__(self, planes, bn_norm, **kwargs):
+    is_norm = True
+
+    def __init__(self, planes, bn_norm, zero_if_height_one=False, **kwargs):
         super().__init__()
         self.half = int(planes / 2)
-        self.IN = InstanceNorm(self.half)
+        self.IN = InstanceNorm(self.half, zero_if_height_one=zero_if_height_one)
         self.BN = get_norm(bn_norm, planes - self.half, **kwargs)
 
-    def construct(self, x):
-        return ops.cat((self.IN(x[:, :self.half]), self.BN(x[:, self.half:])), 1)
+    def construct(self, x, update_stats=True):
+        return ops.cat((self.IN(x[:, :self.half]), self.BN(x[:, self.half:], update_stats)), 1)
 
 
 def _group_norm_32(channels, **kwargs):
     return GroupNorm(32, channels)
 
 
+def _instance_norm(channels, zero_if_height_one=False, **kwargs):
+    return InstanceNorm(channels, zero_if_height_one=zero_if_height_one)
+
+
 _NORMS = {
     "BN": BatchNorm,
+    "IN": _instance_norm,
     "GhostBN": GhostBatchNorm,
     "FrozenBN": FrozenBatchNorm,
     "GN": _group_norm_32,
@@ -260,7 +282,8 @@ def get_norm(norm, out_channels, **kwargs):
     """The normalisation layer for ``out_channels`` channels.
 
     ``norm``: "BN", "syncBN", "GhostBN" (``num_splits`` kwarg), "FrozenBN", "GN" (32 groups; kwargs ignored as
-    upstream), "" (returns None), or a callable ``norm(out_channels, **kwargs)``.
+    upstream), "IN" (affine instance norm; ``zero_if_height_one`` kwarg), "" (returns None), or a callable
+    ``norm(out_channels, **kwargs)``. Every norm's ``construct`` is ``(x, update_stats=True)``.
     """
     if isinstance(norm, str):
         if len(norm) == 0:
@@ -271,3 +294,21 @@ def get_norm(norm, out_channels, **kwargs):
         norm = _NORMS[norm]
     return norm(out_channels, **kwargs)
 
+
+
+class NormSequential(nn.SequentialCell):
+    """``nn.SequentialCell`` (children named ``0``, ``1``, ... as PyTorch's ``nn.Sequential``) whose
+    ``construct(x, update_stats=True)`` passes the flag on to its norm children (classes with ``is_norm = True``),
+    e.g. ResNet's ``downsample`` (conv, norm) or a head's ``bottleneck`` (optional conv, BNNeck)."""
+
+    def __init__(self, cells):
+        super().__init__(list(cells))
+        self.takes_stats = tuple(bool(getattr(type(c), "is_norm", False)) for c in self.cell_list)
+
+    def construct(self, x, update_stats=True):
+        for cell, takes_stats in zip(self.cell_list, self.takes_stats):
+            if takes_stats:
+                x = cell(x, update_stats)
+            else:
+                x = cell(x)
+        return x

@@ -8,7 +8,7 @@ the same call.
 import mindspore
 from mindspore import Parameter, Tensor, nn, ops
 
-from .helpers import spatial_mean
+from .helpers import global_avg_pool
 
 __all__ = [
     "Identity",
@@ -30,9 +30,9 @@ def _is_global(output_size) -> bool:
 
 
 def _adaptive_avg_pool(x, output_size):
-    """``F.adaptive_avg_pool2d``; the global case is :func:`spatial_mean` (fast on CPU)."""
+    """``F.adaptive_avg_pool2d``; the global case is :func:`~fastreid_ms.layers.helpers.global_avg_pool`."""
     if _is_global(output_size):
-        return spatial_mean(x).reshape(x.shape[0], x.shape[1], 1, 1)
+        return global_avg_pool(x).reshape(x.shape[0], x.shape[1], 1, 1)
     return ops.adaptive_avg_pool2d(x, output_size)
 
 
@@ -127,7 +127,7 @@ class FastGlobalAvgPool(nn.Cell):
         self.flatten = flatten
 
     def construct(self, x):
-        pooled = spatial_mean(x)
+        pooled = global_avg_pool(x)
         if self.flatten:
             return pooled
         return pooled.reshape(x.shape[0], x.shape[1], 1, 1)

@@ -1,26 +1,39 @@
-"""Squeeze-and-excitation block (FastReID ``SELayer``)."""
-from mindspore import nn
+"""Squeeze-and-excitation block: FastReID's ``SELayer`` and ACL-DGReID's ``MetaSELayer`` (the same computation with
+other Parameter names)."""
+from mindspore import nn, ops
 
-from .helpers import channel_scale, spatial_mean
-from .weight_init import torch_default_weight
+from .dense import Dense
+from .helpers import global_avg_pool
 
 __all__ = ["SELayer"]
 
 
 class SELayer(nn.Cell):
-    """``x * sigmoid(fc2(relu(fc1(GAP(x)))))`` per sample and channel; ``fc`` = SequentialCell(Dense(C, int(C/r),
-    no bias), ReLU, Dense(int(C/r), C, no bias), Sigmoid), so the Parameters are ``fc.0.weight`` and
-    ``fc.2.weight`` as in PyTorch (default PyTorch Linear initialisation)."""
+    """``x * sigmoid(fc2(relu(fc1(GAP(x)))))`` per sample and channel, both fully connected layers without bias
+    (``int(C / reduction)`` hidden units, PyTorch's default initialisation).
 
-    def __init__(self, channel, reduction=16):
+    ``names='sequential'`` (FastReID): Parameters ``fc.0.weight`` and ``fc.2.weight`` (upstream's
+    ``nn.Sequential(Linear, ReLU, Linear, Sigmoid)``); ``names='fc1_fc2'`` (ACL-DGReID's ``MetaSELayer``):
+    ``fc1.weight`` and ``fc2.weight``.
+    """
+
+    def __init__(self, channel, reduction=16, names="sequential"):
         super().__init__()
+        if names not in ("sequential", "fc1_fc2"):
+            raise ValueError(f"SELayer names={names!r}; expected 'sequential' or 'fc1_fc2'")
         hidden = int(channel / reduction)
-        self.fc = nn.SequentialCell([
-            nn.Dense(channel, hidden, weight_init=torch_default_weight((hidden, channel)), has_bias=False),
-            nn.ReLU(),
-            nn.Dense(hidden, channel, weight_init=torch_default_weight((channel, hidden)), has_bias=False),
-            nn.Sigmoid(),
-        ])
+        self.sequential = names == "sequential"
+        if self.sequential:
+            self.fc = nn.SequentialCell([Dense(channel, hidden, bias=False), nn.ReLU(),
+                                         Dense(hidden, channel, bias=False), nn.Sigmoid()])
+        else:
+            self.fc1 = Dense(channel, hidden, bias=False)
+            self.fc2 = Dense(hidden, channel, bias=False)
 
     def construct(self, x):
-        return channel_scale(x, self.fc(spatial_mean(x)))
+        pooled = global_avg_pool(x)
+        if self.sequential:
+            y = self.fc(pooled)
+        else:
+            y = ops.sigmoid(self.fc2(ops.relu(self.fc1(pooled))))
+        return x * y.reshape(y.shape[0], y.shape[1], 1, 1)

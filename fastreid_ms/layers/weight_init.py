@@ -12,6 +12,7 @@ from mindspore.common.initializer import Normal, Uniform, initializer
 
 __all__ = [
     "constant_tensor",
+    "init_tensor",
     "torch_default_weight",
     "torch_default_bias",
     "weights_init_kaiming",
@@ -29,9 +30,11 @@ def _fans(shape):
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _random(init, shape) -> Tensor:
+def init_tensor(init, shape) -> Tensor:
+    """``initializer(init, shape, float32)`` as a Tensor; an empty Tensor when a dimension is 0 (e.g. a classifier
+    built with NUM_CLASSES 0 for evaluation), which MindSpore's initializer rejects."""
     shape = tuple(int(d) for d in shape)
-    if 0 in shape:   # MindSpore's initializer rejects empty shapes (e.g. a classifier with 0 classes)
+    if 0 in shape:
         return Tensor(np.zeros(shape, dtype=np.float32))
     return initializer(init, shape, mstype.float32).init_data()
 
@@ -40,12 +43,12 @@ def torch_default_weight(shape) -> Tensor:
     """PyTorch's default ``nn.Linear`` / ``nn.Conv2d`` weight: ``kaiming_uniform_(a=sqrt(5))``, i.e.
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = prod(shape[1:])."""
     fan_in, _ = _fans(tuple(shape))
-    return _random(Uniform(scale=1.0 / math.sqrt(fan_in)) if fan_in > 0 else "zeros", shape)
+    return init_tensor(Uniform(scale=1.0 / math.sqrt(fan_in)) if fan_in > 0 else "zeros", shape)
 
 
 def torch_default_bias(size, fan_in) -> Tensor:
     """PyTorch's default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    return _random(Uniform(scale=1.0 / math.sqrt(fan_in)) if fan_in > 0 else "zeros", (size,))
+    return init_tensor(Uniform(scale=1.0 / math.sqrt(fan_in)) if fan_in > 0 else "zeros", (size,))
 
 
 def _set(param, tensor):
@@ -68,12 +71,12 @@ def weights_init_kaiming(cell) -> None:
     name = _class_name(cell)
     bias = getattr(cell, "bias", None)
     if _is_linear(cell):
-        _set(cell.weight, _random(Normal(sigma=0.01), cell.weight.shape))
+        _set(cell.weight, init_tensor(Normal(sigma=0.01), cell.weight.shape))
         if bias is not None:
             _set(bias, constant_tensor(0.0, bias.shape))
     elif "Conv" in name and hasattr(cell, "weight"):
         _, fan_out = _fans(tuple(cell.weight.shape))
-        _set(cell.weight, _random(Normal(sigma=math.sqrt(2.0 / fan_out)), cell.weight.shape))
+        _set(cell.weight, init_tensor(Normal(sigma=math.sqrt(2.0 / fan_out)), cell.weight.shape))
         if bias is not None:
             _set(bias, constant_tensor(0.0, bias.shape))
     elif ("BatchNorm" in name or "BNNorm" in name) and getattr(cell, "affine", True) and hasattr(cell, "weight"):
@@ -84,7 +87,7 @@ def weights_init_kaiming(cell) -> None:
 def weights_init_classifier(cell) -> None:
     """Linear/Dense: weight N(0, 0.001), bias 0."""
     if _is_linear(cell):
-        _set(cell.weight, _random(Normal(sigma=0.001), cell.weight.shape))
+        _set(cell.weight, init_tensor(Normal(sigma=0.001), cell.weight.shape))
         bias = getattr(cell, "bias", None)
         if bias is not None:
             _set(bias, constant_tensor(0.0, bias.shape))

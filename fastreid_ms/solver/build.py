@@ -109,7 +109,8 @@ def build_optimizer(cfg, model, flag: Optional[str] = None) -> Tuple[Optimizer, 
     no nesterov); Adam/AdamW use PyTorch's default betas/eps. ``SOLVER.CLIP_GRADIENTS`` installs per-parameter
     clipping; ``MODEL.FREEZE_LAYERS`` with ``SOLVER.FREEZE_ITERS > 0`` installs the freeze wrapper (gradients of the
     "freeze" groups ignored for the first FREEZE_ITERS steps). The groups hold the model's own Parameters;
-    ``optimizer.parameters`` is the ``weights`` list for ``mindspore.value_and_grad``.
+    ``optimizer.parameters`` is the ``weights`` list for ``mindspore.value_and_grad``. The update is one compiled
+    call per step unless ``MODEL.COMPILE`` is False.
     """
     solver = cfg.SOLVER
     opt_name = solver.OPT
@@ -128,9 +129,9 @@ def build_optimizer(cfg, model, flag: Optional[str] = None) -> Tuple[Optimizer, 
     if opt_name == "SGD":
         momentum = 0.0 if flag == "meta" else solver.MOMENTUM
         nesterov = False if flag == "meta" else solver.NESTEROV
-        optimizer = SGD(params, lr=solver.BASE_LR, momentum=momentum, nesterov=nesterov)
+        optimizer = SGD(params, lr=solver.BASE_LR, momentum=momentum, nesterov=nesterov, compile=cfg.MODEL.COMPILE)
     else:
-        optimizer = _OPTIMIZERS[opt_name](params, lr=solver.BASE_LR)
+        optimizer = _OPTIMIZERS[opt_name](params, lr=solver.BASE_LR, compile=cfg.MODEL.COMPILE)
     clip = solver.CLIP_GRADIENTS
     if clip.ENABLED:
         optimizer.grad_clipper = GradientClipper(clip.CLIP_TYPE, clip.CLIP_VALUE, clip.NORM_TYPE)

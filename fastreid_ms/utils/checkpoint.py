@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
 import numpy as np
 
+from .params import assign_values
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,8 +41,6 @@ def load_torch_state_dict(model, state_dict: Mapping[str, np.ndarray], *, skip_s
     because their shapes differ. Without ``skip_shape_mismatch`` a shape mismatch raises ``ValueError`` naming the
     key and both shapes, and nothing is loaded.
     """
-    import mindspore
-
     state = {k: v for k, v in _strip_prefix(state_dict).items() if not k.endswith("num_batches_tracked")}
     params = dict(model.parameters_and_names())
     missing, mismatched, to_load = [], [], []
@@ -56,8 +56,7 @@ def load_torch_state_dict(model, state_dict: Mapping[str, np.ndarray], *, skip_s
             mismatched.append(name)
             continue
         to_load.append((param, value))
-    for param, value in to_load:
-        param.set_data(mindspore.Tensor(value, dtype=param.dtype))
+    assign_values([param for param, _ in to_load], [value for _, value in to_load])
     unexpected = [k for k in state if k not in params]
     return IncompatibleKeys(missing, unexpected, mismatched)
 

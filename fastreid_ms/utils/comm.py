@@ -72,10 +72,10 @@ def broadcast_cell_state(cell) -> None:
     if get_rank() != 0:
         flat = np.zeros_like(flat)
     flat = all_reduce_sum(flat)
-    import mindspore
+    from .params import assign_values
 
-    offset = 0
-    for param, array in zip(params, arrays):
-        values = flat[offset:offset + array.size].reshape(array.shape).astype(array.dtype)
+    offset, values = 0, []
+    for array in arrays:
+        values.append(flat[offset:offset + array.size].reshape(array.shape).astype(array.dtype))
         offset += array.size
-        param.set_data(mindspore.Tensor(values))
+    assign_values(params, values)

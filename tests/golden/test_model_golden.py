@@ -1,15 +1,18 @@
 """Golden tests of the DR50 backbone (``model_backbone.npz``) and of Baseline + MetaEmbeddingHead
-(``model_baseline.npz``): eval and train forwards, gradients, running statistics and the meta-learning passes."""
+(``model_baseline.npz``): eval and train forwards, gradients, running statistics and the meta-learning passes, each
+differentiated forward compiled with ``mindspore.jit`` as training runs it. The meta-test pass runs on fast weights
+written into the Parameters by the trainer's :class:`~fastreid_ms.engine.meta_train_loop.FastWeights`."""
 import numpy as np
 import pytest
 
 import mindspore as ms
-from mindspore import Tensor
+from mindspore import Tensor, ops
 
 from golden import Fixture, assert_close, recipe_values, weights_spec
 from model_utils import check_model_grad, check_summaries, dr50_cfg, load_recipe
+from fastreid_ms.engine.meta_train_loop import FastWeights, meta_step_sizes
 from fastreid_ms.modeling import build_backbone, build_model
-from fastreid_ms.modeling.ops import meta_step_sizes, opt_setting
+from fastreid_ms.modeling.passes import EvalPass
 
 OUT_NAMES = ("x", "weights", "feat1", "feat2", "feat3", "feat4")
 
@@ -31,17 +34,25 @@ def backbone(backbone_fx):
     return model
 
 
+def _compiled(fn):
+    return ms.jit(fn)
+
+
 def test_backbone_eval_outputs(backbone_fx, backbone):
     fx = backbone_fx
     load_recipe(backbone, "backbone", int(fx["seed_weights"]))
     backbone.set_train(False)
-    outs = _flat_outputs(backbone(Tensor(fx["in_x"])))
+
+    def forward(x):
+        return _flat_outputs(backbone(x))
+
+    outs = _compiled(forward)(Tensor(fx["in_x"]))
     for name, out in zip(OUT_NAMES, outs):
         assert_close(out.asnumpy(), fx["eval_out_" + name], fx.tol("out/post"), f"eval_out_{name}")
 
 
 def test_backbone_train_outputs_and_gradients(backbone_fx, backbone):
-    """train(), opt None ('hold' BN): outputs, d/d input and per-parameter gradients of sum(out * cot)."""
+    """train(), 'hold' BN (update_stats False): outputs, d/d input and per-parameter gradients of sum(out * cot)."""
     fx = backbone_fx
     values = load_recipe(backbone, "backbone", int(fx["seed_weights"]))
     backbone.set_train(True)
@@ -52,11 +63,14 @@ def test_backbone_train_outputs_and_gradients(backbone_fx, backbone):
     cots = [Tensor(fx["cot_" + n]) for n in OUT_NAMES]
 
     def objective(x):
-        outs = _flat_outputs(backbone(x))
-        return sum((o * c).sum() for o, c in zip(outs, cots)), outs
+        outs = _flat_outputs(backbone(x, False))
+        total = (outs[0] * cots[0]).sum()
+        for o, c in zip(outs[1:], cots[1:]):
+            total = total + (o * c).sum()
+        return total, outs
 
-    (_, outs), (grad_x, grads) = ms.value_and_grad(objective, 0, [params[n] for n in names], has_aux=True)(
-        Tensor(fx["in_x"]))
+    grad_fn = ms.value_and_grad(objective, 0, [params[n] for n in names], has_aux=True)
+    (_, outs), (grad_x, grads) = _compiled(grad_fn)(Tensor(fx["in_x"]))
     for name, out in zip(OUT_NAMES, outs):
         assert_close(out.asnumpy(), fx["train_out_" + name], fx.tol("out/post"), f"train_out_{name}")
     check_model_grad(grad_x.asnumpy(), fx["train_grad_x"], fx, "train_grad_x")
@@ -79,19 +93,18 @@ def test_backbone_train_outputs_and_gradients(backbone_fx, backbone):
 
 
 def test_backbone_basic_forward_updates_running_stats_once(backbone_fx, backbone):
-    """opt 'basic' ('general' BN) inside value_and_grad: same outputs as the hold forward, running statistics
-    updated exactly once (momentum 0.1, unbiased variance)."""
+    """'general' BN (update_stats True) inside value_and_grad: same outputs as the hold forward, running
+    statistics updated exactly once (momentum 0.1, unbiased variance)."""
     fx = backbone_fx
     load_recipe(backbone, "backbone", int(fx["seed_weights"]))
     backbone.set_train(True)
     params = dict(backbone.parameters_and_names())
-    opt = opt_setting("basic")
 
     def objective(x):
-        outs = _flat_outputs(backbone(x, opt))
+        outs = _flat_outputs(backbone(x, True))
         return outs[0].sum(), outs
 
-    (_, outs), _ = ms.value_and_grad(objective, 0, None, has_aux=True)(Tensor(fx["in_x"]))
+    (_, outs), _ = _compiled(ms.value_and_grad(objective, 0, None, has_aux=True))(Tensor(fx["in_x"]))
     for name, out in zip(OUT_NAMES, outs):
         assert_close(out.asnumpy(), fx["basic_out_" + name], fx.tol("out/post"), f"basic_out_{name}")
     buffer_names = fx.info["buffer_names"]
@@ -131,15 +144,28 @@ def _mtrain_batch(fx):
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _loss_and_grads(model, batch, opt, names, params):
-    """One differentiated training forward: (loss dict, head outputs, {name: grad of the summed losses})."""
-    def objective():
-        losses, outputs = model(batch, opt, return_outputs=True)
-        return sum(losses.values()), (losses, outputs)
+HEAD_OUTPUTS = ("paths", "features", "center_distmat", "cls_outputs1", "cls_outputs2", "cls_outputs3",
+                "pred_class_logits1", "pred_class_logits2", "pred_class_logits3")
 
-    (total, (losses, outputs)), grads = ms.value_and_grad(objective, None, [params[n] for n in names],
-                                                           has_aux=True)()
-    return total, losses, outputs, {n: g.asnumpy() for n, g in zip(names, grads)}
+
+def _loss_and_grads(model, batch, phase, names, params):
+    """One compiled differentiated training forward: (total, loss dict, head outputs, {name: grad of the summed
+    losses}). (The outputs leave the graph as a tuple: MindSpore 2.10 takes minutes to compile a dict of them as
+    value_and_grad's auxiliary output.)"""
+    loss_names = model.loss_names(phase)
+
+    def objective(images, targets, domainids):
+        losses, outputs = model(images, targets, domainids, phase, return_outputs=True)
+        total = losses[loss_names[0]]
+        for k in loss_names[1:]:
+            total = total + losses[k]
+        return total, (tuple([losses[k] for k in loss_names]), tuple([outputs[k] for k in HEAD_OUTPUTS]))
+
+    grad_fn = ms.value_and_grad(objective, None, [params[n] for n in names], has_aux=True)
+    (total, (values, outputs)), grads = _compiled(grad_fn)(
+        Tensor(batch["images"]), Tensor(batch["targets"]), Tensor(batch["domainids"]))
+    return (total, dict(zip(loss_names, values)), dict(zip(HEAD_OUTPUTS, outputs)),
+            {n: g.asnumpy() for n, g in zip(names, grads)})
 
 
 def _check_losses(fx, prefix, total, losses, keys):
@@ -161,19 +187,18 @@ def test_baseline_eval_features(baseline_fx, baseline):
     _fresh(baseline, fx, train=False)
     batch = _batch(fx, "basic")
     images_before = batch["images"].copy()
-    feats = baseline(batch)
-    assert_close(feats.asnumpy(), fx["eval_out_features"], fx.tol("out/post"), "eval_out_features")
+    feats = EvalPass(baseline)(batch)
+    assert_close(feats, fx["eval_out_features"], fx.tol("out/post"), "eval_out_features")
     np.testing.assert_array_equal(batch["images"], images_before, err_msg="Baseline modified the input images")
 
 
 def test_baseline_basic_step(baseline_fx, baseline):
-    """opt 'basic': loss dict, head outputs, parameter gradients and running statistics after ONE forward."""
+    """Phase 'basic': loss dict, head outputs, parameter gradients and running statistics after ONE forward."""
     fx = baseline_fx
     params = _fresh(baseline, fx, train=True)
     names = fx.info["param_names"]
     assert sorted(n for n, p in params.items() if p.requires_grad) == sorted(names)
-    total, losses, outputs, grads = _loss_and_grads(baseline, _batch(fx, "basic"), opt_setting("basic"), names,
-                                                    params)
+    total, losses, outputs, grads = _loss_and_grads(baseline, _batch(fx, "basic"), "basic", names, params)
     _check_losses(fx, "basic", total, losses, fx.info["basic_loss_keys"])
     assert_close(outputs["paths"].asnumpy(), fx["basic_out_paths"], fx.tol("out/post"), "basic_out_paths")
     for key in fx.keys("basic_out_head_"):
@@ -204,7 +229,7 @@ def test_baseline_meta_step(baseline_fx, baseline):
     names = fx.info["param_names"]
 
     mtrain = _mtrain_batch(fx)
-    tr_total, tr_losses, tr_outputs, g_tr = _loss_and_grads(baseline, mtrain, opt_setting("mtrain"), names, params)
+    tr_total, tr_losses, tr_outputs, g_tr = _loss_and_grads(baseline, mtrain, "mtrain", names, params)
     _check_losses(fx, "mtrain", tr_total, tr_losses, fx.info["mtrain_loss_keys"])
     assert_close(tr_outputs["paths"].asnumpy(), fx["mtrain_out_paths"], fx.tol("out/post"), "mtrain_out_paths")
     assert_close(tr_outputs["features"].asnumpy(), fx["mtrain_out_features"], fx.tol("out/post"),
@@ -218,14 +243,13 @@ def test_baseline_meta_step(baseline_fx, baseline):
 
     step_sizes = meta_step_sizes(names, float(fx["mtest_step_size"]))
     reference_steps = fx.info["step_sizes"]
-    for n in names:
-        assert step_sizes[n] == pytest.approx(reference_steps[n.rsplit(".", 1)[0]], rel=1e-6), n
-    present = dict(zip(names, fx["mtest_gradparams_present"]))
-    fast_grads = {n: Tensor(g_tr[n]) for n in names if present[n]}
-    opt = opt_setting("mtest", fast_grads, step_sizes)
+    for n, step in zip(names, step_sizes):
+        assert step == pytest.approx(reference_steps[n.rsplit(".", 1)[0]], rel=1e-6), n
 
     test_batch = _batch(fx, f"dom{int(fx['meta_test_id'])}")
-    te_total, te_losses, te_outputs, g_te = _loss_and_grads(baseline, test_batch, opt, names, params)
+    weights = [params[n] for n in names]
+    with FastWeights(weights)(tuple(Tensor(g_tr[n]) for n in names), step_sizes):
+        te_total, te_losses, te_outputs, g_te = _loss_and_grads(baseline, test_batch, "mtest", names, params)
     _check_losses(fx, "mtest", te_total, te_losses, fx.info["mtest_loss_keys"])
     for key in ("paths", "features", "center_distmat"):
         assert_close(te_outputs[key].asnumpy(), fx[f"mtest_out_{key}"], fx.tol("out/post"), f"mtest_out_{key}")

@@ -1,21 +1,28 @@
-"""Golden tests of the Meta* building blocks (fastreid_ms/modeling/ops.py) against the PyTorch reference fixtures
-``op_*.npz`` (all except ``op_gem``, which belongs to the pooling layers).
+"""Golden tests of the layers ACL-DGReID's Meta* ops map to (conv, fully connected, batch/instance/IBN norms, gate,
+squeeze-excitation, hyper-router, class centres) against the PyTorch reference fixtures ``op_*.npz`` (all except
+``op_gem``, which belongs to the pooling layers).
 
-Each test builds the module with the sizes found in the fixture, loads the fixture's ``p_*`` state (after checking
-that the WEIGHTS.md recipe over the module's own state order reproduces it), runs ONE differentiated forward in the
-fixture's mode (``value_and_grad`` of ``sum_k sum(out_k * cot_k)``), and compares outputs, input and parameter
-gradients and running statistics after the call (so a BN running-stat update inside the differentiated forward
-must happen exactly once).
+Each test builds the layer with the sizes found in the fixture, loads the fixture's ``p_*`` state (after checking
+that the WEIGHTS.md recipe over the layer's own state order reproduces it), runs ONE differentiated forward in the
+fixture's mode (``value_and_grad`` of ``sum_k sum(out_k * cot_k)``, compiled with ``mindspore.jit`` as training
+runs it, and op by op for a subset) and compares outputs, input and parameter gradients and running statistics
+after the call (so a BN running-stat update inside the differentiated forward must happen exactly once).
+
+The fixture's opt maps to the project's mechanisms: ``type_running_stats`` 'general' -> ``update_stats=True``,
+'hold' or no opt -> False; a meta forward (``meta_grad_*``, ``meta_step``) runs on fast weights written into the
+Parameters by the trainer's :class:`~fastreid_ms.engine.meta_train_loop.FastWeights` and restored afterwards.
 """
 import numpy as np
 import pytest
 
 import mindspore as ms
-from mindspore import Tensor
+from mindspore import Tensor, ops
 
 from golden import Fixture, assert_close, recipe_values
-from fastreid_ms.modeling.ops import (HyperRouter, MetaBNNorm, MetaConv2d, MetaGate, MetaIBNNorm, MetaINNorm,
-                                      MetaLinear, MetaOpt, MetaParam, MetaSELayer)
+from fastreid_ms.engine.meta_train_loop import FastWeights
+from fastreid_ms.layers import IBN, BatchNorm, Conv2d, Dense, InstanceNorm, SELayer
+from fastreid_ms.modeling.backbones.meta_dynamic_router_resnet import Gate, HyperRouter
+from fastreid_ms.modeling.heads.meta_embedding_head import ClassCenters
 from fastreid_ms.utils.checkpoint import load_torch_state_dict
 
 
@@ -47,38 +54,38 @@ def _conv(fx):
     w = fx["p_weight"]
     info = fx.info
     assert w.shape[2] == w.shape[3] == info["kernel"]
-    return MetaConv2d(w.shape[1] * info["groups"], w.shape[0], info["kernel"], stride=info["stride"],
-                      padding=info["padding"], groups=info["groups"], bias=info["bias"]), ("x",), ("y",)
+    return Conv2d(w.shape[1] * info["groups"], w.shape[0], info["kernel"], stride=info["stride"],
+                  padding=info["padding"], groups=info["groups"], bias=info["bias"]), ("x",), ("y",)
 
 
 def _linear(fx):
     w = fx["p_weight"]
-    return MetaLinear(w.shape[1], w.shape[0], bias=fx.info["bias"]), ("x",), ("y",)
+    return Dense(w.shape[1], w.shape[0], bias=fx.info["bias"]), ("x",), ("y",)
 
 
 def _bn(fx):
     info = fx.info
-    module = MetaBNNorm(fx["p_weight"].shape[0], bias_freeze=info["bias_freeze"], eps=info["eps"],
-                        momentum=info["momentum"])
+    module = BatchNorm(fx["p_weight"].shape[0], bias_freeze=info["bias_freeze"], eps=info["eps"],
+                       momentum=info["momentum"])
     return module, ("x",), ("y",)
 
 
 def _inorm(fx):
-    return MetaINNorm(fx["p_weight"].shape[0], eps=fx.info["eps"]), ("x",), ("y",)
+    return InstanceNorm(fx["p_weight"].shape[0], eps=fx.info["eps"], zero_if_height_one=True), ("x",), ("y",)
 
 
 def _ibn(fx):
-    module = MetaIBNNorm(fx["in_x"].shape[1])
+    module = IBN(fx["in_x"].shape[1], "BN", zero_if_height_one=True)
     assert module.half == fx.info["IN_channels"]
     return module, ("x",), ("y",)
 
 
 def _gate(fx):
-    return MetaGate(fx["p_gate"].shape[0]), ("x1", "x2"), ("y",)
+    return Gate(fx["p_gate"].shape[0]), ("x1", "x2"), ("y",)
 
 
 def _se(fx):
-    return MetaSELayer(fx["in_x"].shape[1], reduction=fx.info["reduction"]), ("x",), ("y",)
+    return SELayer(fx["in_x"].shape[1], reduction=fx.info["reduction"], names="fc1_fc2"), ("x",), ("y",)
 
 
 def _router(fx):
@@ -91,7 +98,7 @@ def _router(fx):
 
 def _mparam(fx):
     c = fx["p_centers"]
-    return MetaParam(c.shape[1], c.shape[0]), ("x",), ("distmat",)
+    return ClassCenters(c.shape[1], c.shape[0]), ("x",), ("distmat",)
 
 
 BUILDERS = {
@@ -109,29 +116,26 @@ BUILDERS = {
 }
 
 
-def build_opt(fx, module):
-    """The fixture's opt as a MetaOpt: fast gradients keyed by parameter name (the reference's FIFO list
-    ``meta_grad_*`` is in named_parameters order, and each key names its parameter)."""
-    opt = fx.info["opt"]
-    if opt is None:
-        return None
-    meta = bool(opt.get("meta", False))
-    running = opt.get("type_running_stats", "hold")
-    fast_grads, step_sizes = None, None
-    if meta:
-        names = [name for name, p in module.parameters_and_names() if p.requires_grad]
-        keys = fx.keys("meta_grad_")
-        assert [k[len("meta_grad_"):] for k in keys] == [n for n in names if "meta_grad_" + n in fx], \
-            "meta_grad_* entries are not in the module's parameter order"
-        fast_grads = {k[len("meta_grad_"):]: Tensor(fx[k]) for k in keys}
-        step = float(fx["meta_step"])
-        step_sizes = {name: step for name in names}
-    flag = "mtest" if meta else ("basic" if running == "general" else "mtrain")
-    return MetaOpt(type=flag, type_running_stats=running, meta=meta, fast_grads=fast_grads, step_sizes=step_sizes)
+def fast_weight_args(fx, module):
+    """(update_stats, fast-weight gradients aligned with the trainable parameters or None, step) of the fixture's
+    opt (the reference's FIFO list ``meta_grad_*`` is in named_parameters order; each key names its parameter)."""
+    opt = fx.info["opt"] or {}
+    update_stats = opt.get("type_running_stats", "hold") == "general"
+    if not opt.get("meta", False):
+        return update_stats, None, None
+    names = [name for name, p in module.parameters_and_names() if p.requires_grad]
+    keys = fx.keys("meta_grad_")
+    assert [k[len("meta_grad_"):] for k in keys] == [n for n in names if "meta_grad_" + n in fx], \
+        "meta_grad_* entries are not in the module's parameter order"
+    params = dict(module.parameters_and_names())
+    grads = tuple(Tensor(fx["meta_grad_" + n]) if "meta_grad_" + n in fx else ops.zeros_like(params[n])
+                  for n in names)
+    return update_stats, grads, float(fx["meta_step"])
 
 
-@pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_op_matches_reference(name):
+@pytest.mark.parametrize("name, compile", [(name, True) for name in sorted(BUILDERS)] +
+                         [("op_metabn_general", False), ("op_hyperrouter_meta", False)])
+def test_op_matches_reference(name, compile):
     fx = Fixture(name)
     module, in_names, out_names = BUILDERS[name](fx)
 
@@ -145,7 +149,8 @@ def test_op_matches_reference(name):
     assert not missing and not unexpected and not mismatched, (missing, unexpected, mismatched)
 
     module.set_train(bool(fx.info["train"]))
-    opt = build_opt(fx, module)
+    update_stats, fast_grads, step = fast_weight_args(fx, module)
+    takes_stats = bool(getattr(type(module), "is_norm", False))
     inputs = [Tensor(fx["in_" + n]) for n in in_names]
     cots = [Tensor(fx["cot_" + n]) for n in out_names]
     params = {n: p for n, p in module.parameters_and_names() if p.requires_grad}
@@ -155,13 +160,20 @@ def test_op_matches_reference(name):
     weights = [params[n] for n in grad_p_names]
 
     def objective(*xs):
-        outs = module(*xs, opt)
+        outs = module(*xs, update_stats) if takes_stats else module(*xs)
         outs = outs if isinstance(outs, tuple) else (outs,)
-        total = sum((o * c).sum() for o, c in zip(outs, cots))
+        total = (outs[0] * cots[0]).sum()
+        for o, c in zip(outs[1:], cots[1:]):
+            total = total + (o * c).sum()
         return total, outs
 
-    (_, outs), (grads_in, grads_p) = ms.value_and_grad(
-        objective, grad_position=tuple(range(len(inputs))), weights=weights, has_aux=True)(*inputs)
+    grad_fn = ms.value_and_grad(objective, grad_position=tuple(range(len(inputs))), weights=weights, has_aux=True)
+    run = ms.jit(grad_fn) if compile else grad_fn
+    if fast_grads is None:
+        (_, outs), (grads_in, grads_p) = run(*inputs)
+    else:
+        with FastWeights(list(params.values()), compile=compile)(fast_grads, [step] * len(params)):
+            (_, outs), (grads_in, grads_p) = run(*inputs)
     grads_in = grads_in if isinstance(grads_in, tuple) else (grads_in,)
 
     tol_out, tol_grad = fx.tol("out/post"), fx.tol("grad")
@@ -180,7 +192,7 @@ def test_op_matches_reference(name):
 
 def test_instance_norm_height_one_branch_returns_zeros():
     fx = Fixture("op_metain_plain")
-    module = MetaINNorm(fx["p_weight"].shape[0], eps=fx.info["eps"])
+    module = InstanceNorm(fx["p_weight"].shape[0], eps=fx.info["eps"], zero_if_height_one=True)
     load_torch_state_dict(module, {k[2:]: fx[k] for k in fx.keys("p_")})
     module.set_train(True)
     out = module(Tensor(fx["h1_in_x"]))

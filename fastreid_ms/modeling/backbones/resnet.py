@@ -11,39 +11,30 @@ import math
 from mindspore import nn, ops
 from mindspore.common.initializer import Normal
 
-from fastreid_ms.layers import IBN, Non_local, SELayer, get_norm
+from fastreid_ms.layers import IBN, NormSequential, Non_local, SELayer, get_norm
 from fastreid_ms.layers.conv import Conv2d
-from fastreid_ms.modeling.ops import init_tensor
+from fastreid_ms.layers.helpers import max_pool_3x3_s2_ceil
+from fastreid_ms.layers.weight_init import init_tensor
 from .build import BACKBONE_REGISTRY
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet_backbone", "max_pool_3x3_s2_ceil"]
-
-_MAX_POOL_3X3_S2 = {mode: ops.MaxPool(kernel_size=3, strides=2, pad_mode=mode) for mode in ("VALID", "SAME")}
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet_backbone", "downsample_layer"]
 
 
-def max_pool_3x3_s2_ceil(x):
-    """MaxPool2d(3, stride 2, padding 0, ceil_mode=True) - FastReID's stem pooling (not torchvision's padding 1).
-
-    ``ops.max_pool2d(..., ceil_mode=True)`` has a CPU backward ~100x slower than the plain MaxPool kernel, so: both
-    sizes odd -> VALID pooling (no ceil-mode extension); both even -> SAME pooling (which then pads exactly one -inf
-    row/column at the bottom/right, the ceil-mode extension); mixed -> explicit -inf padding + VALID.
-    """
-    h, w = x.shape[2], x.shape[3]
-    if h % 2 == w % 2:
-        return _MAX_POOL_3X3_S2["SAME" if h % 2 == 0 else "VALID"](x)
-    pad_h, pad_w = 1 - h % 2, 1 - w % 2
-    return _MAX_POOL_3X3_S2["VALID"](ops.pad(x, (0, pad_w, 0, pad_h), value=float("-inf")))
-
-
-def _first_norm(planes, bn_norm, with_ibn):
-    return IBN(planes, bn_norm) if with_ibn else get_norm(bn_norm, planes)
+def _first_norm(planes, bn_norm, with_ibn, **norm_kwargs):
+    return IBN(planes, bn_norm, **norm_kwargs) if with_ibn else get_norm(bn_norm, planes, **norm_kwargs)
 
 
 class _Identity(nn.Cell):
     def construct(self, x):
         return x
+
+
+def downsample_layer(inplanes, planes, stride, bn_norm):
+    """The residual projection of a stage's first block: 1x1 conv (stride) + norm, PyTorch names
+    ``downsample.0`` / ``downsample.1``."""
+    return NormSequential([Conv2d(inplanes, planes, 1, stride=stride, bias=False), get_norm(bn_norm, planes)])
 
 
 class BasicBlock(nn.Cell):
@@ -60,34 +51,35 @@ class BasicBlock(nn.Cell):
         self.se = SELayer(planes, reduction) if with_se else _Identity()
         self.downsample = downsample
 
-    def construct(self, x):
-        out = ops.relu(self.bn1(self.conv1(x)))
-        out = self.se(self.bn2(self.conv2(out)))
-        residual = x if self.downsample is None else self.downsample(x)
+    def construct(self, x, update_stats=True):
+        out = ops.relu(self.bn1(self.conv1(x), update_stats))
+        out = self.se(self.bn2(self.conv2(out), update_stats))
+        residual = x if self.downsample is None else self.downsample(x, update_stats)
         return ops.relu(out + residual)
 
 
 class Bottleneck(nn.Cell):
-    """1x1 -> 3x3 (stride) -> 1x1 (x4 channels) with norms, optional IBN-a first norm and SE, residual, ReLU."""
+    """1x1 -> 3x3 (stride) -> 1x1 (x4 channels) with norms, optional IBN-a first norm and SE, residual, ReLU.
+    ``norm_kwargs`` go to every norm (e.g. ``zero_if_height_one`` for ACL-DGReID's instance norms)."""
     expansion = 4
 
     def __init__(self, inplanes, planes, bn_norm, with_ibn=False, with_se=False, stride=1, downsample=None,
-                 reduction=16):
+                 reduction=16, **norm_kwargs):
         super().__init__()
         self.conv1 = Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = _first_norm(planes, bn_norm, with_ibn)
+        self.bn1 = _first_norm(planes, bn_norm, with_ibn, **norm_kwargs)
         self.conv2 = Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = get_norm(bn_norm, planes)
+        self.bn2 = get_norm(bn_norm, planes, **norm_kwargs)
         self.conv3 = Conv2d(planes, planes * self.expansion, 1, bias=False)
-        self.bn3 = get_norm(bn_norm, planes * self.expansion)
+        self.bn3 = get_norm(bn_norm, planes * self.expansion, **norm_kwargs)
         self.se = SELayer(planes * self.expansion, reduction) if with_se else _Identity()
         self.downsample = downsample
 
-    def construct(self, x):
-        out = ops.relu(self.bn1(self.conv1(x)))
-        out = ops.relu(self.bn2(self.conv2(out)))
-        out = self.se(self.bn3(self.conv3(out)))
-        residual = x if self.downsample is None else self.downsample(x)
+    def construct(self, x, update_stats=True):
+        out = ops.relu(self.bn1(self.conv1(x), update_stats))
+        out = ops.relu(self.bn2(self.conv2(out), update_stats))
+        out = self.se(self.bn3(self.conv3(out), update_stats))
+        residual = x if self.downsample is None else self.downsample(x, update_stats)
         return ops.relu(out + residual)
 
 
@@ -112,10 +104,7 @@ class ResNet(nn.Cell):
     def _make_layer(self, block, planes, blocks, stride, bn_norm, with_ibn, with_se):
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.SequentialCell([
-                Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
-                get_norm(bn_norm, planes * block.expansion),
-            ])
+            downsample = downsample_layer(self.inplanes, planes * block.expansion, stride, bn_norm)
         cells = [block(self.inplanes, planes, bn_norm, with_ibn, with_se, stride, downsample)]
         self.inplanes = planes * block.expansion
         cells += [block(self.inplanes, planes, bn_norm, with_ibn, with_se) for _ in range(1, blocks)]
@@ -136,14 +125,14 @@ class ResNet(nn.Cell):
                 n = cell.kernel_size[0] * cell.kernel_size[1] * cell.out_channels
                 cell.weight.set_data(init_tensor(Normal(sigma=math.sqrt(2.0 / n)), cell.weight.shape))
 
-    def construct(self, x):
-        x = max_pool_3x3_s2_ceil(ops.relu(self.bn1(self.conv1(x))))
+    def construct(self, x, update_stats=True):
+        x = max_pool_3x3_s2_ceil(ops.relu(self.bn1(self.conv1(x), update_stats)))
         for s, layer in enumerate((self.layer1, self.layer2, self.layer3, self.layer4), 1):
             nl_index = self.nl_indices[s - 1]
             for i, block in enumerate(layer.cell_list):
-                x = block(x)
+                x = block(x, update_stats)
                 if i in nl_index:
-                    x = getattr(self, f"NL_{s}")[nl_index.index(i)](x)
+                    x = getattr(self, "NL_" + str(s))[nl_index.index(i)](x, update_stats)
         return x
 
 

@@ -10,10 +10,10 @@ from mindspore import Parameter, nn
 from mindspore.common.initializer import Normal
 
 from fastreid_ms.config import configurable
-from fastreid_ms.layers import any_softmax, get_norm, pooling, weights_init_kaiming
+from fastreid_ms.layers import NormSequential, any_softmax, get_norm, pooling, weights_init_kaiming
 from fastreid_ms.layers.conv import Conv2d
-from fastreid_ms.modeling.losses.utils import l2_normalize
-from fastreid_ms.modeling.ops import init_tensor, linear
+from fastreid_ms.layers.helpers import l2_normalize, linear
+from fastreid_ms.layers.weight_init import init_tensor
 from .build import REID_HEADS_REGISTRY
 
 __all__ = ["EmbeddingHead", "build_pool_layer", "build_cls_layer", "check_neck_feat"]
@@ -59,7 +59,7 @@ class EmbeddingHead(nn.Cell):
             feat_dim = embedding_dim
         if with_bnneck:
             neck.append(get_norm(norm_type, feat_dim, bias_freeze=True))
-        self.bottleneck = nn.SequentialCell(neck)
+        self.bottleneck = NormSequential(neck)
         self.bottleneck.apply(weights_init_kaiming)
         self.weight = Parameter(init_tensor(Normal(sigma=0.01), (num_classes, feat_dim)), name="weight")
         self.cls_layer = build_cls_layer(cls_type, num_classes, scale, margin)
@@ -81,9 +81,9 @@ class EmbeddingHead(nn.Cell):
             "norm_type": heads.NORM,
         }
 
-    def construct(self, features, targets=None):
+    def construct(self, features, targets=None, update_stats=True):
         pool_feat = self.pool_layer(features)
-        neck_feat = self.bottleneck(pool_feat)
+        neck_feat = self.bottleneck(pool_feat, update_stats)
         neck_feat = neck_feat.reshape(neck_feat.shape[0], neck_feat.shape[1])
         if not self.training:
             return neck_feat
@@ -91,7 +91,10 @@ class EmbeddingHead(nn.Cell):
             logits = linear(l2_normalize(neck_feat, 1), l2_normalize(self.weight, 1))
         else:
             logits = linear(neck_feat, self.weight)
-        feat = neck_feat if self.neck_feat == "after" else pool_feat.reshape(pool_feat.shape[0], pool_feat.shape[1])
+        if self.neck_feat == "after":
+            feat = neck_feat
+        else:
+            feat = pool_feat.reshape(pool_feat.shape[0], pool_feat.shape[1])
         return {
             "cls_outputs": self.cls_layer(logits, targets),
             "pred_class_logits": logits * self.cls_layer.s,

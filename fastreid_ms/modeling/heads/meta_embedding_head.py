@@ -1,26 +1,53 @@
 """ACL-DGReID's ``MetaEmbeddingHead``: GeM pooling, BNNeck and one classifier per source domain.
 
-Training output (``construct(features, targets, opt)`` in train mode) is a dict:
+Training output (``construct(features, targets, update_stats)`` in train mode) is a dict:
 
 * ``cls_outputs1..3`` / ``pred_class_logits1..3``: ``neck @ weight_d.T`` times the Linear cls layer's scale, for
   the three source domains (classes ``NUM_CLASSES1/2/3``);
 * ``center_distmat``: squared distances of the un-normalised neck feature to the ``C1+C2+C3`` class centres
-  (:class:`~fastreid_ms.modeling.ops.MetaParam`);
+  (:class:`ClassCenters`);
 * ``features``: ``normalize(neck feature)`` (NECK_FEAT 'after'; the pooled feature for 'before').
 
-Eval output: the neck feature (N, D), not normalised. Every layer can run on fast weights (``opt``).
+Eval output: the neck feature (N, D), not normalised. ``update_stats`` goes to the BNNeck (False in the meta-learning
+passes).
 """
-from mindspore import nn
+from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Normal
 
 from fastreid_ms.config import configurable
-from fastreid_ms.layers import any_softmax
-from fastreid_ms.modeling.losses.utils import l2_normalize
-from fastreid_ms.modeling.ops import MetaBNNorm, MetaConv2d, MetaLinear, MetaParam, MetaSequential, init_tensor
+from fastreid_ms.layers import BatchNorm, Conv2d, NormSequential, any_softmax
+from fastreid_ms.layers.helpers import l2_normalize, linear
+from fastreid_ms.layers.weight_init import init_tensor
 from .build import REID_HEADS_REGISTRY
-from .embedding_head import check_neck_feat, build_pool_layer
+from .embedding_head import build_pool_layer, check_neck_feat
 
-__all__ = ["MetaEmbeddingHead"]
+__all__ = ["MetaEmbeddingHead", "DomainClassifier", "ClassCenters"]
+
+
+class DomainClassifier(nn.Cell):
+    """``x @ weight.T`` without bias, ``weight`` (num_classes, feat_dim) ~ N(0, 0.01) (the reference's
+    ``MetaLinear(feat_dim, C)`` with the head's initialisation; 0 classes allowed for evaluation-only builds)."""
+
+    def __init__(self, feat_dim, num_classes):
+        super().__init__()
+        self.weight = Parameter(init_tensor(Normal(sigma=0.01), (num_classes, feat_dim)), name="weight")
+
+    def construct(self, x):
+        return linear(x, self.weight)
+
+
+class ClassCenters(nn.Cell):
+    """Class centres ``centers`` (num_classes, feat_dim) ~ N(0, 0.01) and the squared Euclidean distance matrix
+    ``||x||^2 + ||c||^2 - 2 x c^T`` (N, num_classes) (the reference's ``MetaParam``)."""
+
+    def __init__(self, feat_dim, num_classes):
+        super().__init__()
+        self.centers = Parameter(init_tensor(Normal(sigma=0.01), (num_classes, feat_dim)), name="centers")
+
+    def construct(self, x):
+        x_sq = (x * x).sum(1, keepdims=True)
+        c_sq = ops.square(self.centers).sum(1).reshape(1, -1)
+        return x_sq + c_sq - 2.0 * linear(x, self.centers)
 
 
 @REID_HEADS_REGISTRY.register()
@@ -43,17 +70,15 @@ class MetaEmbeddingHead(nn.Cell):
         self.pool_layer = build_pool_layer(pool_type)
         neck = []
         if embedding_dim > 0:
-            neck.append(MetaConv2d(feat_dim, embedding_dim, 1, bias=False))
+            neck.append(Conv2d(feat_dim, embedding_dim, 1, bias=False))
             feat_dim = embedding_dim
         if with_bnneck:
-            neck.append(MetaBNNorm(feat_dim, bias_freeze=True))
-        self.bottleneck = MetaSequential(neck)
+            neck.append(BatchNorm(feat_dim, bias_freeze=True))
+        self.bottleneck = NormSequential(neck)
         for i, c in enumerate(self.num_classes, 1):
-            classifier = MetaLinear(feat_dim, c)
-            classifier.weight.set_data(init_tensor(Normal(sigma=0.01), (c, feat_dim)))
-            setattr(self, f"weight{i}", classifier)
+            setattr(self, f"weight{i}", DomainClassifier(feat_dim, c))
             setattr(self, f"cls_layer{i}", any_softmax.Linear(c, scale, margin))
-        self.center = MetaParam(feat_dim, sum(self.num_classes))
+        self.center = ClassCenters(feat_dim, sum(self.num_classes))
 
     @classmethod
     def from_config(cls, cfg):
@@ -70,19 +95,26 @@ class MetaEmbeddingHead(nn.Cell):
             "with_bnneck": heads.WITH_BNNECK,
         }
 
-    def construct(self, features, targets=None, opt=None):
+    def construct(self, features, targets=None, update_stats=True):
         pool_feat = self.pool_layer(features)
-        neck_feat = self.bottleneck(pool_feat, opt)
+        neck_feat = self.bottleneck(pool_feat, update_stats)
         neck_feat = neck_feat.reshape(neck_feat.shape[0], neck_feat.shape[1])
         if not self.training:
             return neck_feat
-        outputs = {}
-        for i in (1, 2, 3):
-            logits = getattr(self, f"weight{i}")(neck_feat, opt)
-            cls_layer = getattr(self, f"cls_layer{i}")
-            outputs[f"cls_outputs{i}"] = cls_layer(logits, targets)
-            outputs[f"pred_class_logits{i}"] = logits * cls_layer.s
-        outputs["center_distmat"] = self.center(neck_feat, opt)
-        feat = neck_feat if self.neck_feat == "after" else pool_feat.reshape(pool_feat.shape[0], pool_feat.shape[1])
-        outputs["features"] = l2_normalize(feat, 1)
-        return outputs
+        logits1 = self.weight1(neck_feat)
+        logits2 = self.weight2(neck_feat)
+        logits3 = self.weight3(neck_feat)
+        if self.neck_feat == "after":
+            feat = neck_feat
+        else:
+            feat = pool_feat.reshape(pool_feat.shape[0], pool_feat.shape[1])
+        return {
+            "cls_outputs1": self.cls_layer1(logits1, targets),
+            "pred_class_logits1": logits1 * self.cls_layer1.s,
+            "cls_outputs2": self.cls_layer2(logits2, targets),
+            "pred_class_logits2": logits2 * self.cls_layer2.s,
+            "cls_outputs3": self.cls_layer3(logits3, targets),
+            "pred_class_logits3": logits3 * self.cls_layer3.s,
+            "center_distmat": self.center(neck_feat),
+            "features": l2_normalize(feat, 1),
+        }

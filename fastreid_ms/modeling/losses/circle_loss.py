@@ -1,8 +1,7 @@
 """Pairwise circle loss (FastReID ``losses/circle_loss.py``: ``pairwise_circleloss``)."""
-import numpy as np
 from mindspore import Tensor, ops
 
-from .utils import l2_normalize, label_array, same_label_mask
+from .utils import l2_normalize, label_tensor, same_label_mask
 
 __all__ = ["pairwise_circleloss", "pairwise_masks"]
 
@@ -11,13 +10,14 @@ MASKED_LOGIT = -99999999.0
 
 
 def pairwise_masks(targets, n: int, dtype):
-    """FastReID's float masks: ``is_pos`` = same id minus the diagonal, ``is_neg`` = other id."""
-    labels = label_array(targets, "targets")
+    """FastReID's float masks: ``is_pos`` = same id minus the diagonal, ``is_neg`` = other id (tensor ops, so
+    graph-compilable; ``targets`` a Tensor, numpy accepted in PyNative)."""
+    labels = label_tensor(targets, "targets")
     if labels.shape[0] != n:
         raise ValueError(f"expected {n} targets to match the embeddings, got {labels.shape[0]}")
     same = same_label_mask(labels)
-    is_pos = same.astype(np.float32) - np.eye(n, dtype=np.float32)
-    return Tensor(is_pos, dtype), Tensor((~same).astype(np.float32), dtype)
+    is_pos = same.astype(dtype) - ops.eye(n, n, dtype)
+    return is_pos, ops.logical_not(same).astype(dtype)
 
 
 def pairwise_circleloss(embedding: Tensor, targets, margin: float, gamma: float) -> Tensor:

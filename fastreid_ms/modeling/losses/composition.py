@@ -1,59 +1,63 @@
 """Loss compositions of the Baseline meta-architecture.
 
-* :func:`acl_losses` - ACL-DGReID ``Baseline.losses`` for the opt types ``basic`` / ``mtrain`` / ``mtest``;
+* :func:`acl_losses` - ACL-DGReID ``Baseline.losses`` for the phases ``basic`` / ``mtrain`` / ``mtest``;
 * :func:`acl_regularizers` - the routing-path cluster terms and the centre term that ACL-DGReID's
   ``Baseline.forward`` adds after ``losses`` (so ``{**acl_losses(...), **acl_regularizers(...)}`` is the reference's
   loss dict, keys in the reference's order);
 * :func:`reid_losses` - upstream FastReID ``Baseline.losses`` (single classifier);
+* :func:`acl_loss_names` / :func:`reid_loss_names` - the ordered keys those dicts will have (pure Python, so compiled
+  code knows its outputs before running anything);
+* :func:`check_acl_batch` / :func:`check_reid_batch` - host-side validation of a batch's labels (numpy), to call
+  before running the compiled losses: the losses themselves do no data-dependent checks;
 * :func:`loss_kwargs_from_cfg` - the ``loss_kwargs`` dict that ``Baseline.from_config`` builds from
   ``cfg.MODEL.LOSSES``;
-* :func:`acl_cls_accuracy` - the per-domain accuracy ACL-DGReID logs (logging only).
+* :func:`acl_cls_accuracy` - the per-domain accuracy ACL-DGReID logs (logging only, host side).
+
+The loss functions compile under ``mindspore.jit`` (graph mode, static shapes): labels are int Tensors, ``phase``,
+``num_classes``, ``num_domains`` and ``loss_kwargs`` are compile-time constants, and whatever depends on which
+domains/classes a batch holds is a masked computation over the static domain set ``0 .. num_domains - 1``.
 """
-from types import MappingProxyType
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from mindspore import Tensor, ops
 
-from .center_loss import centerLoss
+from .center_loss import centerLoss, check_center_labels
 from .circle_loss import pairwise_circleloss
-from .cluster_loss import interCluster, intraCluster
+from .cluster_loss import check_cluster_domains, interCluster, intraCluster
 from .cosface_loss import pairwise_cosface
-from .cross_entroy_loss import cross_entropy_loss, log_accuracy
-from .domain_sct_loss import domain_SCT_loss
+from .cross_entroy_loss import check_cross_entropy_labels, cross_entropy_loss, log_accuracy, masked_cross_entropy_loss
+from .domain_sct_loss import check_domain_sct_domains, domain_SCT_loss
 from .triplet_loss import triplet_loss
-from .triplet_loss_meta import triplet_loss_Meta
-from .utils import label_array
+from .triplet_loss_meta import check_triplet_meta_rows, triplet_loss_Meta
+from .utils import label_array, label_tensor, safe_count
 
-__all__ = ["acl_losses", "acl_regularizers", "reid_losses", "loss_kwargs_from_cfg", "acl_cls_accuracy",
-           "acl_opt_type", "ACL_OPT_TYPES", "REID_LOSS_NAMES"]
+__all__ = ["acl_losses", "acl_regularizers", "reid_losses", "acl_loss_names", "reid_loss_names", "check_acl_batch",
+           "check_reid_batch", "loss_kwargs_from_cfg", "acl_cls_accuracy", "ACL_PHASES", "REID_LOSS_NAMES"]
 
-ACL_OPT_TYPES = ("basic", "mtrain", "mtest")
+ACL_PHASES = ("basic", "mtrain", "mtest")
 REID_LOSS_NAMES = ("CrossEntropyLoss", "TripletLoss", "CircleLoss", "Cosface")
+# Number of source domains of ACL-DGReID (domain ids 0 .. 2), the static domain set of the cluster / SCT terms.
+NUM_DOMAINS = 3
+# MODEL.LOSSES.NAME entry -> loss key of the metric terms, in FastReID's order.
+_METRIC_LOSS_KEYS = (("TripletLoss", "loss_triplet"), ("CircleLoss", "loss_circle"), ("Cosface", "loss_cosface"))
+_CLS_OUTPUT_KEYS = ("cls_outputs1", "cls_outputs2", "cls_outputs3")
+_CLUSTER_SWITCHES = ("per_dimension_centroid", "zero_if_single_domain")
 
 # Arguments ACL-DGReID's Baseline.losses hard-codes for the meta-learning triplet terms (not read from the config).
-TRIPLET_ADD_ARGS = MappingProxyType(dict(margin=0.0, norm_feat=False, hard_mining=True, dist_type="euclidean",
-                                         loss_type="logistic", pos_flag=(0, 0, 1), neg_flag=(0, 1, 0)))
-TRIPLET_META_ARGS = MappingProxyType(dict(margin=0.3, norm_feat=False, hard_mining=True, dist_type="euclidean",
-                                          loss_type="logistic", pos_flag=(1, 0, 0), neg_flag=(0, 1, 1)))
-# Weights ACL-DGReID's Baseline.forward gives centerLoss per opt type (no centre term in mtrain).
-CENTER_LOSS_WEIGHTS = MappingProxyType({"basic": 5e-4, "mtest": 1e-3})
+# Plain dicts (treat as read-only): graph mode cannot unpack a MappingProxyType.
+TRIPLET_ADD_ARGS = dict(margin=0.0, norm_feat=False, hard_mining=True, dist_type="euclidean", loss_type="logistic",
+                        pos_flag=(0, 0, 1), neg_flag=(0, 1, 0))
+TRIPLET_META_ARGS = dict(margin=0.3, norm_feat=False, hard_mining=True, dist_type="euclidean", loss_type="logistic",
+                         pos_flag=(1, 0, 0), neg_flag=(0, 1, 1))
+# Weights ACL-DGReID's Baseline.forward gives centerLoss per phase (no centre term in mtrain).
+CENTER_LOSS_WEIGHTS = {"basic": 5e-4, "mtest": 1e-3}
 
 
-def acl_opt_type(opt: Any) -> str:
-    """The opt type ('basic', 'mtrain' or 'mtest') of ``opt``: None (= 'basic', as the reference treats
-    ``opt is None``), a string, a mapping with key ``'type'`` or an object with a ``type`` attribute (MetaOpt)."""
-    if opt is None:
-        return "basic"
-    if isinstance(opt, str):
-        kind = opt
-    elif isinstance(opt, Mapping):
-        kind = opt.get("type")
-    else:
-        kind = getattr(opt, "type", None)
-    if kind not in ACL_OPT_TYPES:
-        raise ValueError(f"opt type must be one of {ACL_OPT_TYPES} (or opt None for 'basic'), got {kind!r}")
-    return kind
+def _check_phase(phase: str) -> str:
+    if phase not in ACL_PHASES:
+        raise ValueError(f"phase must be one of {ACL_PHASES}, got {phase!r}")
+    return phase
 
 
 def _require(mapping: Mapping, key: str, where: str) -> Any:
@@ -71,9 +75,41 @@ def _loss_names(loss_kwargs: Mapping, allowed: Sequence[str]) -> Tuple[str, ...]
     return names
 
 
-def _metric_losses(loss_dict: Dict[str, Tensor], names: Sequence[str], features: Tensor, labels: np.ndarray,
-                   loss_kwargs: Mapping) -> None:
-    """Triplet, circle and cosface terms in FastReID's order, each times its SCALE."""
+def _acl_basic_names(loss_kwargs: Optional[Mapping]) -> Tuple[str, ...]:
+    if loss_kwargs is None:
+        raise ValueError("acl_losses: phase 'basic' needs loss_kwargs (see loss_kwargs_from_cfg)")
+    names = _loss_names(loss_kwargs, REID_LOSS_NAMES + ("CenterLoss",))
+    if "CenterLoss" in names:
+        raise ValueError("MODEL.LOSSES.NAME 'CenterLoss' is not supported: the reference's Baseline.losses calls "
+                         "a self.center_loss it never defines; ACL-DGReID's centre term is added by "
+                         "acl_regularizers (loss_Center)")
+    return names
+
+
+def _cluster_switches(loss_kwargs: Optional[Mapping]) -> Tuple[bool, bool]:
+    """``(per_dimension_centroid, zero_if_single_domain)`` from ``loss_kwargs['cluster']`` (both False when absent)."""
+    cluster = {}
+    if loss_kwargs is not None and "cluster" in loss_kwargs:
+        cluster = loss_kwargs["cluster"]
+    unknown = [k for k in cluster if k not in _CLUSTER_SWITCHES]
+    if unknown:
+        raise ValueError(f"loss_kwargs['cluster'] has unknown key(s) {sorted(unknown)}; "
+                         f"known: per_dimension_centroid, zero_if_single_domain")
+    per_dim = bool(cluster["per_dimension_centroid"]) if "per_dimension_centroid" in cluster else False
+    zero_single = bool(cluster["zero_if_single_domain"]) if "zero_if_single_domain" in cluster else False
+    return per_dim, zero_single
+
+
+def _metric_loss_names(names: Sequence[str]) -> Tuple[str, ...]:
+    return tuple([key for name, key in _METRIC_LOSS_KEYS if name in names])
+
+
+def _metric_losses(loss_dict: Dict[str, Tensor], names: Sequence[str], features: Tensor, labels: Tensor,
+                   loss_kwargs: Mapping) -> Dict[str, Tensor]:
+    """``loss_dict`` with the triplet, circle and cosface terms added in FastReID's order, each times its SCALE.
+
+    Returns the dict: callers must use the return value, because in graph mode a dict mutated inside a called
+    function is not mutated for the caller (the in-place update would silently drop the terms)."""
     if "TripletLoss" in names:
         tri = _require(loss_kwargs, "tri", "loss_kwargs")
         loss_dict["loss_triplet"] = triplet_loss(features, labels, tri["margin"], tri["norm_feat"],
@@ -86,39 +122,71 @@ def _metric_losses(loss_dict: Dict[str, Tensor], names: Sequence[str], features:
         cosface = _require(loss_kwargs, "cosface", "loss_kwargs")
         loss_dict["loss_cosface"] = pairwise_cosface(features, labels, cosface["margin"],
                                                      cosface["gamma"]) * cosface["scale"]
+    return loss_dict
 
 
-def _domain_class_bounds(outputs: Mapping, num_classes: Optional[Sequence[int]]) -> np.ndarray:
-    widths = [int(_require(outputs, f"cls_outputs{i}", "outputs").shape[-1]) for i in (1, 2, 3)]
-    if num_classes is not None and [int(c) for c in num_classes] != widths:
+def _domain_class_bounds(outputs: Mapping, num_classes: Optional[Sequence[int]]) -> Tuple[int, ...]:
+    """``(0, C1, C1+C2, C1+C2+C3)`` from the widths of ``cls_outputs1..3`` (static shapes), checked against
+    ``num_classes`` when given."""
+    widths = tuple([int(_require(outputs, key, "outputs").shape[-1]) for key in _CLS_OUTPUT_KEYS])
+    if num_classes is not None and tuple([int(c) for c in num_classes]) != widths:
         raise ValueError(f"num_classes {tuple(num_classes)} does not match the widths of cls_outputs1..3 "
-                         f"{tuple(widths)}")
-    return np.cumsum([0] + widths)
+                         f"{widths}")
+    return _class_bounds(widths)
 
 
-def _domain_rows(labels: np.ndarray, bounds: np.ndarray):
-    """Rows of each domain selected BY LABEL RANGE as the reference does (``labels < C1``, ``C1 <= labels < C1+C2``,
-    ...), not by the domain ids."""
+def _class_bounds(num_classes: Sequence[int]) -> Tuple[int, ...]:
+    bounds = [0]
+    for width in num_classes:
+        bounds.append(bounds[-1] + int(width))
+    return tuple(bounds)
+
+
+def _domain_rows(labels: np.ndarray, bounds: Sequence[int]):
+    """(host side) Rows of each domain selected BY LABEL RANGE as the reference does (``labels < C1``,
+    ``C1 <= labels < C1+C2``, ...), not by the domain ids."""
     for i in range(3):
         lower = labels >= bounds[i] if i else np.ones_like(labels, dtype=bool)
         yield i, np.flatnonzero(lower & (labels < bounds[i + 1]))
 
 
-def acl_losses(outputs: Mapping[str, Tensor], gt_labels, domain_labels, opt_type: Any = "basic",
-               num_classes: Optional[Sequence[int]] = None,
-               loss_kwargs: Optional[Mapping] = None) -> Dict[str, Tensor]:
-    """ACL-DGReID ``Baseline.losses``.
+def _domain_cross_entropy(outputs: Mapping[str, Tensor], labels: Tensor, bounds: Sequence[int],
+                          ce: Mapping) -> Tensor:
+    """Mean over the domains present (selected BY LABEL RANGE) of the label-smoothed CE of classifier d on domain
+    d's rows with local labels, times CE scale; static shapes (see :func:`acl_losses`)."""
+    dtype = outputs[_CLS_OUTPUT_KEYS[0]].dtype
+    total = ops.zeros((), dtype)
+    num_present = ops.zeros((), dtype)
+    for i in range(3):
+        lower, upper = bounds[i], bounds[i + 1]
+        rows = labels < upper  # the reference's domain 0 test is only `labels < C1`
+        if i:
+            rows = ops.logical_and(labels >= lower, rows)
+        local = ops.clip(labels - lower, 0, upper - lower - 1)
+        loss = masked_cross_entropy_loss(outputs[_CLS_OUTPUT_KEYS[i]], local, rows, ce["eps"], ce["alpha"])
+        present = rows.any()
+        total = total + ops.where(present, loss * ce["scale"], ops.zeros((), dtype))
+        num_present = num_present + present.astype(dtype)
+    return total / safe_count(num_present)
+
+
+def acl_losses(outputs: Mapping[str, Tensor], gt_labels, domain_labels, phase: str = "basic",
+               num_classes: Optional[Sequence[int]] = None, loss_kwargs: Optional[Mapping] = None, *,
+               num_domains: int = NUM_DOMAINS) -> Dict[str, Tensor]:
+    """ACL-DGReID ``Baseline.losses``; graph-compilable (``phase``, ``num_classes``, ``loss_kwargs`` and
+    ``num_domains`` are compile-time constants; labels int Tensors, numpy accepted in PyNative).
 
     Args:
         outputs: MetaEmbeddingHead training dict (``cls_outputs1..3``, ``features``; the ``pred_class_logits*``
             are only used for accuracy, see :func:`acl_cls_accuracy`).
         gt_labels: global person ids (N,); domain d's classes are ``[C1+..+C_d, C1+..+C_{d+1})``.
-        domain_labels: domain ids (N,), used by the meta-learning terms.
-        opt_type: 'basic' / 'mtrain' / 'mtest' (or None, an opt dict or a MetaOpt; see :func:`acl_opt_type`).
+        domain_labels: domain ids (N,) in ``0 .. num_domains - 1``, used by the meta-learning terms.
+        phase: 'basic' / 'mtrain' / 'mtest'.
         num_classes: (C1, C2, C3); checked against the widths of ``cls_outputs1..3`` (taken from them when None).
         loss_kwargs: :func:`loss_kwargs_from_cfg` dict; required for 'basic'.
+        num_domains: size of the static domain set of ``loss_stc`` (3 in the reference).
 
-    Returns, in the reference's key order:
+    Returns, in the reference's key order (:func:`acl_loss_names`):
         basic: ``loss_cls`` = mean over the domains present (selected BY LABEL RANGE) of
         ``cross_entropy_loss(cls_outputs{d+1}[rows_d], y[rows_d] - offset_d, eps, alpha) * CE.scale``;
         then ``loss_triplet`` / ``loss_circle`` / ``loss_cosface`` for the names in ``loss_names``.
@@ -126,85 +194,156 @@ def acl_losses(outputs: Mapping[str, Tensor], gt_labels, domain_labels, opt_type
         ``loss_triplet_mtrain`` (same/other id, margin 0.3), ``loss_stc`` (``domain_SCT_loss(f, d, True,
         'cosine_sim')``). mtest: ``loss_triplet_mtest`` (as loss_triplet_mtrain). These arguments are hard-coded
         in the reference (TRIPLET_ADD_ARGS, TRIPLET_META_ARGS), not taken from the config.
+
+    The per-domain CE keeps static shapes: classifier d's CE is computed on every row with the local label
+    ``clip(y - offset_d, 0, C_d - 1)``, rows outside domain d's class range are masked out (value and gradient),
+    and the normaliser counts the non-zero per-sample losses of domain d's rows only (at least 1), as the reference
+    does on the gathered rows. With no label in any class range ``loss_cls`` is 0 (the reference fails there):
+    validate batches on the host with :func:`check_acl_batch`.
     """
-    kind = acl_opt_type(opt_type)
-    labels = label_array(gt_labels, "gt_labels")
+    _check_phase(phase)
+    labels = label_tensor(gt_labels, "gt_labels")
     features = _require(outputs, "features", "outputs")
     loss_dict: Dict[str, Tensor] = {}
-    if kind == "basic":
-        if loss_kwargs is None:
-            raise ValueError("acl_losses: opt type 'basic' needs loss_kwargs (see loss_kwargs_from_cfg)")
-        names = _loss_names(loss_kwargs, REID_LOSS_NAMES + ("CenterLoss",))
-        if "CenterLoss" in names:
-            raise ValueError("MODEL.LOSSES.NAME 'CenterLoss' is not supported: the reference's Baseline.losses calls "
-                             "a self.center_loss it never defines; ACL-DGReID's centre term is added by "
-                             "acl_regularizers (loss_Center)")
+    if phase == "basic":
+        names = _acl_basic_names(loss_kwargs)
         if "CrossEntropyLoss" in names:
             ce = _require(loss_kwargs, "ce", "loss_kwargs")
             bounds = _domain_class_bounds(outputs, num_classes)
-            total, count = 0, 0
-            for i, rows in _domain_rows(labels, bounds):
-                if rows.size == 0:
-                    continue
-                logits = ops.gather(outputs[f"cls_outputs{i + 1}"], Tensor(rows), 0)
-                total = total + cross_entropy_loss(logits, labels[rows] - bounds[i], ce["eps"], ce["alpha"]) * ce["scale"]
-                count += 1
-            if count == 0:
-                raise ValueError(f"acl_losses: no gt_label lies in a domain's class range [0, {bounds[-1]}); "
-                                 f"got labels {np.unique(labels).tolist()}")
-            loss_dict["loss_cls"] = total / count
-        _metric_losses(loss_dict, names, features, labels, loss_kwargs)
-    elif kind == "mtrain":
-        domains = label_array(domain_labels, "domain_labels")
+            loss_dict["loss_cls"] = _domain_cross_entropy(outputs, labels, bounds, ce)
+        loss_dict = _metric_losses(loss_dict, names, features, labels, loss_kwargs)
+    elif phase == "mtrain":
+        domains = label_tensor(domain_labels, "domain_labels")
         loss_dict["loss_triplet_add"] = triplet_loss_Meta(features, labels, domain_labels=domains, **TRIPLET_ADD_ARGS)
         loss_dict["loss_triplet_mtrain"] = triplet_loss_Meta(features, labels, domain_labels=domains,
                                                              **TRIPLET_META_ARGS)
-        loss_dict["loss_stc"] = domain_SCT_loss(features, domains, True, "cosine_sim")
+        loss_dict["loss_stc"] = domain_SCT_loss(features, domains, True, "cosine_sim", num_domains=num_domains)
     else:
-        domains = label_array(domain_labels, "domain_labels")
+        domains = label_tensor(domain_labels, "domain_labels")
         loss_dict["loss_triplet_mtest"] = triplet_loss_Meta(features, labels, domain_labels=domains,
                                                             **TRIPLET_META_ARGS)
     return loss_dict
 
 
-def acl_regularizers(paths: Tensor, domain_labels, center_distmat: Tensor, gt_labels, opt_type: Any = "basic",
-                     loss_kwargs: Optional[Mapping] = None) -> Dict[str, Tensor]:
+def acl_regularizers(paths: Tensor, domain_labels, center_distmat: Tensor, gt_labels, phase: str = "basic",
+                     loss_kwargs: Optional[Mapping] = None, *, num_domains: int = NUM_DOMAINS) -> Dict[str, Tensor]:
     """The terms ACL-DGReID's ``Baseline.forward`` adds after ``losses``: ``loss_domain_intra`` =
-    ``intraCluster(paths, d)``, ``loss_domain_inter`` = ``interCluster(paths, d)`` (every opt type) and
+    ``intraCluster(paths, d)``, ``loss_domain_inter`` = ``interCluster(paths, d)`` (every phase) and
     ``loss_Center`` = ``centerLoss(center_distmat, y)`` times 5e-4 ('basic') or 1e-3 ('mtest'), absent in 'mtrain'.
+    Graph-compilable, like :func:`acl_losses`.
 
     ``loss_kwargs['cluster']`` (optional) holds the cluster-loss switches ``per_dimension_centroid`` and
     ``zero_if_single_domain`` (both False = reference behaviour; see ``cluster_loss``)."""
-    kind = acl_opt_type(opt_type)
-    cluster = dict((loss_kwargs or {}).get("cluster", {}))
-    unknown = set(cluster) - {"per_dimension_centroid", "zero_if_single_domain"}
-    if unknown:
-        raise ValueError(f"loss_kwargs['cluster'] has unknown key(s) {sorted(unknown)}; "
-                         f"known: per_dimension_centroid, zero_if_single_domain")
-    per_dim = bool(cluster.get("per_dimension_centroid", False))
+    _check_phase(phase)
+    per_dim, zero_single = _cluster_switches(loss_kwargs)
+    domains = label_tensor(domain_labels, "domain_labels")
     losses = {
-        "loss_domain_intra": intraCluster(paths, domain_labels, per_dimension_centroid=per_dim),
-        "loss_domain_inter": interCluster(paths, domain_labels, per_dimension_centroid=per_dim,
-                                          zero_if_single_domain=bool(cluster.get("zero_if_single_domain", False))),
+        "loss_domain_intra": intraCluster(paths, domains, per_dimension_centroid=per_dim, num_domains=num_domains),
+        "loss_domain_inter": interCluster(paths, domains, per_dimension_centroid=per_dim,
+                                          zero_if_single_domain=zero_single, num_domains=num_domains),
     }
-    if kind in CENTER_LOSS_WEIGHTS:
-        losses["loss_Center"] = centerLoss(center_distmat, gt_labels) * CENTER_LOSS_WEIGHTS[kind]
+    if phase in CENTER_LOSS_WEIGHTS:
+        losses["loss_Center"] = centerLoss(center_distmat, gt_labels) * CENTER_LOSS_WEIGHTS[phase]
     return losses
+
+
+def acl_loss_names(phase: str, loss_kwargs: Optional[Mapping] = None) -> Tuple[str, ...]:
+    """The ordered keys of ``{**acl_losses(..., phase, ..., loss_kwargs), **acl_regularizers(..., phase,
+    loss_kwargs)}`` (pure Python; raises the same configuration errors as those functions)."""
+    _check_phase(phase)
+    if phase == "basic":
+        names = _acl_basic_names(loss_kwargs)
+        keys = (("loss_cls",) if "CrossEntropyLoss" in names else ()) + _metric_loss_names(names)
+    elif phase == "mtrain":
+        keys = ("loss_triplet_add", "loss_triplet_mtrain", "loss_stc")
+    else:
+        keys = ("loss_triplet_mtest",)
+    _cluster_switches(loss_kwargs)
+    keys = keys + ("loss_domain_intra", "loss_domain_inter")
+    if phase in CENTER_LOSS_WEIGHTS:
+        keys = keys + ("loss_Center",)
+    return keys
+
+
+def reid_loss_names(loss_kwargs: Mapping) -> Tuple[str, ...]:
+    """The ordered keys of ``reid_losses(..., loss_kwargs)`` (pure Python)."""
+    names = _loss_names(loss_kwargs, REID_LOSS_NAMES)
+    return (("loss_cls",) if "CrossEntropyLoss" in names else ()) + _metric_loss_names(names)
+
+
+# ------------------------------------------------------------------------------------------ host-side checks
+def _batch_arrays(targets, domainids=None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    labels = label_array(targets, "targets")
+    if labels.size == 0:
+        raise ValueError("the batch is empty (no targets)")
+    if domainids is None:
+        return labels, None
+    domains = label_array(domainids, "domainids")
+    if domains.shape != labels.shape:
+        raise ValueError(f"domainids shape {domains.shape} does not match targets shape {labels.shape}")
+    return labels, domains
+
+
+def check_acl_batch(targets, domainids, phase: str, num_classes: Sequence[int],
+                    num_domains: int = NUM_DOMAINS) -> None:
+    """Host-side validation of an ACL-DGReID batch before the compiled ``acl_losses`` + ``acl_regularizers`` of
+    ``phase`` run on it (numpy int arrays or Tensors in). Raises ``ValueError`` naming the offending rows/labels:
+
+    * basic: no label in any domain's class range ``[0, C1+C2+C3)`` (the reference's ``loss_cls`` has no domain to
+      average over), a negative label (the reference selects it into domain 0 and its CE fails);
+    * mtrain: an anchor without positive or negative under the flags of ``loss_triplet_add`` /
+      ``loss_triplet_mtrain`` (:func:`check_triplet_meta_rows`), a domain id outside ``0 .. num_domains - 1``
+      (``loss_stc``, :func:`check_domain_sct_domains`);
+    * mtest: an anchor without positive/negative for ``loss_triplet_mtest``;
+    * every phase: no domain id in ``0 .. num_domains - 1`` (cluster terms, :func:`check_cluster_domains`); basic and
+      mtest: a label outside ``[0, C1+C2+C3)`` (the centre term's columns, :func:`check_center_labels`).
+    """
+    _check_phase(phase)
+    labels, domains = _batch_arrays(targets, domainids)
+    bounds = _class_bounds(num_classes)
+    if phase == "basic":
+        in_any = (labels >= 0) & (labels < bounds[-1])
+        if not in_any.any():
+            raise ValueError(f"basic batch: no target lies in a domain's class range [0, {bounds[-1]}) "
+                             f"(num_classes {tuple(num_classes)}); got targets {labels.tolist()}")
+        negative = np.flatnonzero(labels < 0)
+        if negative.size:
+            raise ValueError(f"basic batch: negative target(s) {labels[negative].tolist()} at row(s) "
+                             f"{negative.tolist()}; the reference selects them into domain 0 (targets < "
+                             f"{bounds[1]}) where they are no class of cls_outputs1 (expected [0, {bounds[1]}))")
+    elif phase == "mtrain":
+        for args in (TRIPLET_ADD_ARGS, TRIPLET_META_ARGS):
+            check_triplet_meta_rows(labels, domains, args["pos_flag"], args["neg_flag"])
+        check_domain_sct_domains(domains, num_domains)
+    else:
+        check_triplet_meta_rows(labels, domains, TRIPLET_META_ARGS["pos_flag"], TRIPLET_META_ARGS["neg_flag"])
+    check_cluster_domains(domains, num_domains)
+    if phase in CENTER_LOSS_WEIGHTS:
+        check_center_labels(labels, bounds[-1])
+
+
+def check_reid_batch(targets, num_classes: int, loss_kwargs: Optional[Mapping] = None) -> None:
+    """Host-side validation of a FastReID (single classifier) batch before the compiled :func:`reid_losses`: the
+    cross-entropy labels must lie in ``[0, num_classes)`` (skipped when ``loss_kwargs`` is given and names no
+    CrossEntropyLoss). Raises ``ValueError`` naming the offending rows and labels."""
+    labels, _ = _batch_arrays(targets)
+    if loss_kwargs is None or "CrossEntropyLoss" in _loss_names(loss_kwargs, REID_LOSS_NAMES):
+        check_cross_entropy_labels(labels, int(num_classes), "targets")
 
 
 def reid_losses(outputs: Mapping[str, Tensor], gt_labels, loss_kwargs: Mapping) -> Dict[str, Tensor]:
     """Upstream FastReID ``Baseline.losses``: ``loss_cls`` = ``cross_entropy_loss(cls_outputs, y, eps, alpha) *
     CE.scale``, ``loss_triplet``, ``loss_circle``, ``loss_cosface`` (each times its scale), for the names in
-    ``loss_kwargs['loss_names']`` (MODEL.LOSSES.NAME)."""
-    labels = label_array(gt_labels, "gt_labels")
+    ``loss_kwargs['loss_names']`` (MODEL.LOSSES.NAME). Graph-compilable (keys: :func:`reid_loss_names`; validate
+    labels on the host with :func:`check_reid_batch`)."""
+    labels = label_tensor(gt_labels, "gt_labels")
     names = _loss_names(loss_kwargs, REID_LOSS_NAMES)
     loss_dict: Dict[str, Tensor] = {}
     if "CrossEntropyLoss" in names:
         ce = _require(loss_kwargs, "ce", "loss_kwargs")
         loss_dict["loss_cls"] = cross_entropy_loss(_require(outputs, "cls_outputs", "outputs"), labels, ce["eps"],
                                                    ce["alpha"]) * ce["scale"]
-    _metric_losses(loss_dict, names, _require(outputs, "features", "outputs"), labels, loss_kwargs)
-    return loss_dict
+    return _metric_losses(loss_dict, names, _require(outputs, "features", "outputs"), labels, loss_kwargs)
 
 
 def loss_kwargs_from_cfg(cfg) -> Dict[str, Any]:

@@ -1,16 +1,12 @@
 """Batch-hard / softmax-weighted triplet loss (FastReID ``losses/triplet_loss.py``)."""
-import logging
 from typing import Tuple
 
-import numpy as np
 from mindspore import Tensor, ops
 
-from .utils import cosine_dist, euclidean_dist, label_array, same_label_mask
+from .utils import cosine_dist, euclidean_dist, label_tensor, same_label_mask
 
 __all__ = ["triplet_loss", "hard_example_mining", "weighted_example_mining", "softmax_weights",
            "margin_ranking_loss", "soft_margin_loss", "ranking_or_soft_margin"]
-
-logger = logging.getLogger(__name__)
 
 # The reference falls back to a margin ranking loss with this margin when the soft-margin loss overflows to inf.
 SOFT_MARGIN_FALLBACK_MARGIN = 0.3
@@ -58,15 +54,20 @@ def soft_margin_loss(x: Tensor) -> Tensor:
 
 def ranking_or_soft_margin(dist_ap: Tensor, dist_an: Tensor, margin: float) -> Tensor:
     """``margin > 0``: margin ranking loss. Otherwise the soft-margin loss, and if that is +inf the margin ranking
-    loss with margin 0.3 (the reference's fallback; deciding it reads the loss value, so this runs in PyNative mode)."""
+    loss with margin 0.3 (the reference's fallback).
+
+    Graph-compilable: both candidates are computed and selected with ``ops.where`` on ``isinf`` of the soft-margin
+    loss. The decision is taken on detached inputs, and when it selects the fallback the soft-margin branch is
+    evaluated at ``x = 0`` instead of the overflowing ``x``, so no ``inf``/``NaN`` from the unselected branch reaches
+    the gradient: the value and gradient are exactly those of the selected branch (as the reference's Python ``if``
+    gives)."""
     if margin > 0:
         return margin_ranking_loss(dist_an, dist_ap, margin)
-    loss = soft_margin_loss(dist_an - dist_ap)
-    if float(loss.asnumpy()) == float("inf"):
-        logger.debug("soft-margin triplet loss overflowed; using margin ranking with margin %s",
-                     SOFT_MARGIN_FALLBACK_MARGIN)
-        loss = margin_ranking_loss(dist_an, dist_ap, SOFT_MARGIN_FALLBACK_MARGIN)
-    return loss
+    x = dist_an - dist_ap
+    overflow = ops.isinf(soft_margin_loss(ops.stop_gradient(x)))
+    soft = soft_margin_loss(ops.where(overflow, ops.zeros_like(x), x))
+    fallback = margin_ranking_loss(dist_an, dist_ap, SOFT_MARGIN_FALLBACK_MARGIN)
+    return ops.where(overflow, fallback, soft)
 
 
 def triplet_loss(embedding: Tensor, targets, margin: float, norm_feat: bool, hard_mining: bool) -> Tensor:
@@ -76,16 +77,17 @@ def triplet_loss(embedding: Tensor, targets, margin: float, norm_feat: bool, har
     same-label pairs (self included), negatives different-label pairs. ``hard_mining``: batch-hard with the
     reference's mask-multiply formula (:func:`hard_example_mining`); otherwise softmax-weighted mining.
     ``margin > 0``: margin ranking loss; else soft margin with the inf fallback (:func:`ranking_or_soft_margin`).
-    No cross-process gathering (the reference has it commented out).
+    No cross-process gathering (the reference has it commented out). Graph-compilable (``targets`` a Tensor; numpy
+    accepted in PyNative).
     """
-    labels = label_array(targets, "targets")
+    labels = label_tensor(targets, "targets")
     if embedding.ndim != 2 or embedding.shape[0] != labels.shape[0]:
         raise ValueError(f"triplet_loss expects embeddings of shape (N, D) matching {labels.shape[0]} targets, "
-                         f"got {tuple(embedding.shape)}")
+                         f"got {embedding.shape}")
     dist_mat = cosine_dist(embedding, embedding) if norm_feat else euclidean_dist(embedding, embedding)
     same = same_label_mask(labels)
-    is_pos = Tensor(same.astype(np.float32), dist_mat.dtype)
-    is_neg = Tensor((~same).astype(np.float32), dist_mat.dtype)
+    is_pos = same.astype(dist_mat.dtype)
+    is_neg = ops.logical_not(same).astype(dist_mat.dtype)
     if hard_mining:
         dist_ap, dist_an = hard_example_mining(dist_mat, is_pos, is_neg)
     else:

@@ -8,16 +8,25 @@ Two normalisations exist on purpose, because the reference uses both and they di
   ``cosine_dist``, the cluster losses and the pairwise circle/cosface losses. ``mindspore.ops.L2Normalize`` is not a
   substitute (its epsilon 1e-4 acts on the squared norm, see MINDSPORE_NOTES.md section 2).
 
-Integer labels are read into numpy (:func:`label_array`): masks derived from them are constants of the differentiated
-function, like PyTorch's ``.eq()`` masks, which carry no gradient either.
+Graph-mode contract: every loss takes its integer labels as MindSpore Tensors (:func:`label_tensor`; a numpy array is
+converted in PyNative) and builds its masks with tensor ops, so the losses compile under ``mindspore.jit`` with static
+shapes. Masks derived from labels carry no gradient, like PyTorch's ``.eq()`` masks. Data-dependent input validation
+(labels out of range, anchors without positives, ...) lives in host-side ``check_*`` functions on numpy arrays
+(:func:`check_class_labels` here, the others next to their loss, and the batch-level entry points
+``composition.check_acl_batch`` / ``check_reid_batch``). :func:`label_array` reads labels into numpy for such
+host-side code (checks, accuracy logging); it must not be used inside a loss.
 """
 from typing import Any
 
 import numpy as np
+import mindspore as ms
 from mindspore import Tensor, ops
 
-__all__ = ["label_array", "normalize", "l2_normalize", "euclidean_dist", "cosine_dist", "cosine_sim",
-           "same_label_mask", "log_softmax", "l2_norm"]
+__all__ = ["label_array", "label_tensor", "check_class_labels", "normalize", "l2_normalize", "euclidean_dist",
+           "cosine_dist", "cosine_sim", "same_label_mask", "log_softmax", "l2_norm", "safe_count"]
+
+# Integer dtypes accepted for labels (a static check: dtypes are compile-time constants in graph mode).
+INT_DTYPES = (ms.int8, ms.int16, ms.int32, ms.int64, ms.uint8, ms.uint16, ms.uint32, ms.uint64)
 
 
 def label_array(labels: Any, name: str = "labels") -> np.ndarray:
@@ -34,9 +43,49 @@ def label_array(labels: Any, name: str = "labels") -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def same_label_mask(labels: np.ndarray) -> np.ndarray:
-    """``mask[i, j] = labels[i] == labels[j]`` (bool, diagonal included)."""
-    return labels[:, None] == labels[None, :]
+def label_tensor(labels: Any, name: str = "labels", ndim: int = 1) -> Tensor:
+    """Integer labels as a MindSpore Tensor, for use inside a loss (PyNative or ``mindspore.jit``).
+
+    A Tensor is returned unchanged; anything else (numpy array, sequence; PyNative only) is converted with
+    ``Tensor(np.asarray(labels))``. Raises ``ValueError`` naming ``name`` when the rank is not ``ndim`` or the dtype
+    is not an integer type (both static properties, so the check also runs at graph compile time). The VALUES are
+    not checked here: see :func:`check_class_labels` and the other host-side ``check_*`` functions."""
+    if not isinstance(labels, Tensor):
+        labels = Tensor(np.asarray(labels))
+    if labels.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array of integer labels, got shape {labels.shape}")
+    if labels.dtype not in INT_DTYPES:
+        raise ValueError(f"{name} must hold integers, got dtype {labels.dtype}")
+    return labels
+
+
+def check_class_labels(labels: Any, num_classes: int, name: str = "labels") -> np.ndarray:
+    """Host-side check that every integer label lies in ``[0, num_classes)``; returns the labels as int64 numpy.
+
+    Raises ``ValueError`` naming ``name``, the offending rows and their labels. Labels of any rank are accepted
+    (focal loss takes (N, *) targets); the rows are then flat indices."""
+    if isinstance(labels, Tensor):
+        labels = labels.asnumpy()
+    arr = np.asarray(labels)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    bad = np.flatnonzero((arr < 0) | (arr >= num_classes))
+    if bad.size:
+        flat = arr.reshape(-1)
+        raise ValueError(f"{name} must lie in [0, {num_classes}) for {num_classes} classes, got {flat[bad].tolist()} "
+                         f"at row(s) {bad.tolist()}")
+    return arr
+
+
+def same_label_mask(labels):
+    """``mask[i, j] = labels[i] == labels[j]`` (bool, diagonal included), for 1-D Tensor or numpy labels."""
+    return labels.reshape(-1, 1) == labels.reshape(1, -1)
+
+
+def safe_count(count: Tensor) -> Tensor:
+    """``max(count, 1)``: the divisor of a masked mean, so that an empty mask gives 0 instead of 0/0."""
+    return ops.clamp(count, min=1.0)
 
 
 def l2_norm(x: Tensor, axis: int, keepdim: bool = False) -> Tensor:

@@ -208,11 +208,23 @@ def test_batchnorm_affine_gradients():
     np.testing.assert_allclose(grads[1].asnumpy(), cot.sum((0, 2, 3)), rtol=1e-5, atol=1e-5)
 
 
-def test_batchnorm_rejects_bad_input():
-    with pytest.raises(ValueError, match="4-D"):
-        layers.BatchNorm(3)(Tensor(_x((2, 3))))
-    with pytest.raises(ValueError, match="5 channels"):
-        layers.BatchNorm(3)(Tensor(_x((2, 5, 2, 2))))
+def test_batchnorm_update_stats_false_uses_batch_stats_and_keeps_running_ones():
+    """ACL-DGReID's 'hold' mode: batch statistics, running statistics untouched; a NormSequential passes the flag
+    to its norms only."""
+    x = _x((4, 3, 5, 2), 13) * 2 + 1
+    bn = layers.BatchNorm(3)
+    bn.set_train(True)
+    ref, _, _ = _bn_train_ref(x.astype(np.float64), np.ones(3), np.zeros(3))
+    np.testing.assert_allclose(bn(Tensor(x), False).asnumpy(), ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(bn.running_mean.asnumpy(), np.zeros(3, np.float32))
+    np.testing.assert_array_equal(bn.running_var.asnumpy(), np.ones(3, np.float32))
+    seq = layers.NormSequential([layers.Conv2d(3, 3, 1, bias=False), layers.BatchNorm(3)])
+    seq.set_train(True)
+    assert seq.takes_stats == (False, True)
+    seq(Tensor(x), False)
+    np.testing.assert_array_equal(seq[1].running_mean.asnumpy(), np.zeros(3, np.float32))
+    seq(Tensor(x))
+    assert np.abs(seq[1].running_mean.asnumpy()).max() > 0
 
 
 def test_syncbn_on_one_process_is_batchnorm():
@@ -245,8 +257,8 @@ def test_ghost_batchnorm_normalises_each_virtual_batch():
     plain.running_var.set_data(gbn.running_var.value())
     plain.set_train(False)
     np.testing.assert_allclose(gbn(Tensor(x)).asnumpy(), plain(Tensor(x)).asnumpy(), rtol=1e-6)
-    with pytest.raises(ValueError, match="num_splits=3"):
-        layers.GhostBatchNorm(2, num_splits=3).set_train(True)(Tensor(x))
+    with pytest.raises(ValueError, match="num_splits must be >= 1"):
+        layers.GhostBatchNorm(2, num_splits=0)
 
 
 def test_frozen_batchnorm_uses_running_stats_in_training_and_is_not_trainable():
@@ -357,6 +369,13 @@ def test_se_layer_formula_names_and_gradients():
         Tensor(x))
     assert grad_x.shape == x.shape
     assert all(float(np.abs(g.asnumpy()).sum()) > 0 for g in grads)
+    acl = layers.SELayer(32, reduction=16, names="fc1_fc2")    # ACL-DGReID's MetaSELayer names, same computation
+    assert [(n, p.shape) for n, p in acl.parameters_and_names()] == [("fc1.weight", (2, 32)), ("fc2.weight", (32, 2))]
+    acl.fc1.weight.set_data(Tensor(w1))
+    acl.fc2.weight.set_data(Tensor(w2))
+    np.testing.assert_allclose(acl(Tensor(x)).asnumpy(), se(Tensor(x)).asnumpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="names='fc'"):
+        layers.SELayer(32, names="fc")
 
 
 def test_non_local_starts_as_identity_and_matches_formula():
@@ -475,7 +494,7 @@ def _free_port():
 def test_syncbn_across_two_processes_equals_full_batch_bn(tmp_path):
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]))
     cmd = [str(bin_dir / "msrun"), f"--worker_num={SYNC_WORKERS}", f"--local_worker_num={SYNC_WORKERS}",
            f"--master_port={_free_port()}", f"--log_dir={tmp_path / 'logs'}", "--join=True", __file__, str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -1,6 +1,9 @@
 """Loss behaviour the golden fixtures do not cover: soft-margin overflow fallback, weighted mining, circle/cosface,
-focal loss, adaptive label smoothing, the CE non-zero normaliser, the switches beside the reference quirks, the error
-for anchors without negatives, and the Baseline compositions' key sets, weights and domain selection.
+focal loss, adaptive label smoothing, the CE non-zero normaliser, the switches beside the reference quirks, the host-side
+batch checks (``check_*``: anchors without negatives, labels out of range, ...), and the Baseline compositions' key sets
+(``acl_loss_names`` / ``reid_loss_names``), weights and domain selection. The losses run here in PyNative mode, mostly
+with numpy labels (converted by the losses); ``tests/modeling/test_losses_compiled.py`` compares them with
+``mindspore.jit``.
 
 Expected values come from small float64 numpy implementations of the formulas; gradients from central finite
 differences of those implementations.
@@ -12,10 +15,14 @@ import mindspore as ms
 from mindspore import Tensor
 
 from fastreid_ms.config import get_cfg
-from fastreid_ms.modeling.losses import (acl_cls_accuracy, acl_losses, acl_regularizers, centerLoss,
-                                         cross_entropy_loss, domain_SCT_loss, focal_loss, interCluster, intraCluster, l2_normalize,
+from fastreid_ms.modeling.losses import (ACL_PHASES, acl_cls_accuracy, acl_loss_names, acl_losses, acl_regularizers,
+                                         centerLoss, check_acl_batch, check_center_labels, check_cluster_domains,
+                                         check_cross_entropy_labels, check_domain_sct_domains, check_focal_targets,
+                                         check_reid_batch, check_triplet_meta_rows, cross_entropy_loss,
+                                         domain_SCT_loss, focal_loss, interCluster, intraCluster, l2_normalize,
                                          log_accuracy, loss_kwargs_from_cfg, normalize, pairwise_circleloss,
-                                         pairwise_cosface, reid_losses, triplet_loss, triplet_loss_Meta)
+                                         pairwise_cosface, reid_loss_names, reid_losses, triplet_loss,
+                                         triplet_loss_Meta)
 
 RTOL = 1e-5
 
@@ -192,12 +199,19 @@ def test_triplet_meta_weighted_cosine_and_hinge_paths():
     assert rel_err(loss.asnumpy(), np.maximum(ap - an, 0).mean()) < RTOL
 
 
-def test_triplet_meta_row_without_negative_raises_naming_the_rows():
+def test_triplet_meta_row_without_negative_is_reported_by_the_host_check_naming_the_rows():
     x = Tensor(np.random.default_rng(4).standard_normal((4, 3)).astype(np.float32))
     labels = np.array([0, 0, 1, 1])
     domains = np.array([0, 0, 1, 1])  # each domain holds one identity: no "same domain, other id" negative
     with pytest.raises(ValueError, match=r"row\(s\) \[0, 1, 2, 3\] have no negative"):
-        triplet_loss_Meta(x, labels, 0.0, False, True, "euclidean", "logistic", domains, [0, 0, 1], [0, 1, 0])
+        check_triplet_meta_rows(labels, domains, [0, 0, 1], [0, 1, 0])
+    # The loss itself no longer inspects the data (it must compile): a row without negative gets dist_an = +inf,
+    # so its soft-margin term is log1p(exp(-inf)) = 0 (the reference raises instead).
+    loss = triplet_loss_Meta(x, labels, 0.0, False, True, "euclidean", "logistic", domains, [0, 0, 1], [0, 1, 0])
+    assert float(loss.asnumpy()) == 0.0
+    check_triplet_meta_rows(labels, np.array([0, 1, 0, 1]), [0, 0, 1], [0, 1, 0])  # every row has both: no error
+    with pytest.raises(ValueError, match=r"row\(s\) \[0, 1\] have no negative"):
+        check_triplet_meta_rows(np.array([3, 3]), None, [1, 0, 0], [0, 1, 1])  # one identity: no other id
 
 
 def test_triplet_meta_rejects_bad_arguments():
@@ -238,6 +252,40 @@ def test_domain_sct_other_metrics(metric):
             terms.append(-(2 - 2 * np_l2n(center) @ np_l2n(feat).T).mean())
     loss = domain_SCT_loss(Tensor(x.astype(np.float32)), domains, True, metric)
     assert rel_err(loss.asnumpy(), np.mean(terms)) < RTOL
+    # domain 1 absent: mean over the two domains present, finite value and gradient
+    absent = np.array([0, 0, 2, 0, 2, 2])
+    value, grad = value_and_grad(lambda t: domain_SCT_loss(t, Tensor(absent), True, metric), x)
+    terms = []
+    for d in (0, 2):
+        feat = f[absent == d]
+        center = feat.mean(0, keepdims=True)
+        if metric == "euclidean":
+            terms.append(-np.sqrt(np.maximum(((center - feat) ** 2).sum(1), 1e-12)).mean())
+        else:
+            terms.append(-(2 - 2 * np_l2n(center) @ np_l2n(feat).T).mean())
+    assert rel_err(value, np.mean(terms)) < RTOL
+    assert np.all(np.isfinite(grad))
+
+
+def test_domain_sct_cosine_sim_with_an_absent_domain_has_finite_gradient():
+    rng = np.random.default_rng(20)
+    x = rng.standard_normal((6, 4))
+    domains = np.array([2, 0, 2, 0, 2, 0])  # domain 1 absent: its zero centre must not produce 0/0
+
+    def np_loss(v):
+        f = v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-12)
+        terms = []
+        for d in (0, 2):
+            feat = f[domains == d]
+            c = feat.mean(0)
+            terms.append((feat @ c / (np.linalg.norm(feat, axis=1) * np.linalg.norm(c))).mean())
+        return np.mean(terms)
+
+    value, grad = value_and_grad(lambda t: domain_SCT_loss(t, Tensor(domains), True, "cosine_sim"), x)
+    assert rel_err(value, np_loss(x)) < RTOL
+    assert rel_err(grad, numeric_grad(np_loss, x)) < 1e-3
+    with pytest.raises(ValueError, match=r"domain ids must lie in \[0, 3\).*got \[3\] at row\(s\) \[2\]"):
+        check_domain_sct_domains(np.array([0, 1, 3]))
 
 
 # ------------------------------------------------------------------------------------------ circle / cosface
@@ -289,9 +337,20 @@ def test_cross_entropy_divides_by_number_of_non_zero_losses():
     assert abs(value - per_row.mean()) > 1e-2
 
 
-def test_cross_entropy_rejects_out_of_range_labels():
-    with pytest.raises(ValueError, match=r"gt_classes must lie in \[0, 3\)"):
-        cross_entropy_loss(Tensor(np.zeros((2, 3), np.float32)), [0, 3], 0.1)
+def test_cross_entropy_label_check_names_out_of_range_labels_and_rows():
+    with pytest.raises(ValueError, match=r"gt_classes must lie in \[0, 3\) .*got \[3, -1\] at row\(s\) \[1, 2\]"):
+        check_cross_entropy_labels(np.array([0, 3, -1]), 3)
+    with pytest.raises(ValueError, match="integers"):
+        check_cross_entropy_labels(np.array([0.0, 1.0]), 3)
+    assert check_cross_entropy_labels(Tensor(np.array([0, 2])), 3).tolist() == [0, 2]
+
+
+def test_losses_check_label_rank_and_dtype_statically():
+    logits = Tensor(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="gt_classes must be a 1-D"):
+        cross_entropy_loss(logits, np.zeros((2, 1), np.int64), 0.1)
+    with pytest.raises(ValueError, match="gt_classes must hold integers"):
+        cross_entropy_loss(logits, np.array([0.0, 1.0]), 0.1)
 
 
 def test_focal_loss_matches_formula():
@@ -302,7 +361,22 @@ def test_focal_loss_matches_formula():
     expected = (-0.25 * (1 - prob) ** 2 * np.log(prob))[np.arange(5), labels]
     out = focal_loss(Tensor(logits.astype(np.float32)), labels, 0.25, 2.0, reduction="none")
     assert rel_err(out.asnumpy(), expected) < RTOL
-    assert rel_err(focal_loss(Tensor(logits.astype(np.float32)), labels, 0.25).asnumpy(), expected.mean()) < RTOL
+    assert rel_err(focal_loss(Tensor(logits.astype(np.float32)), Tensor(labels), 0.25).asnumpy(),
+                   expected.mean()) < RTOL
+    with pytest.raises(ValueError, match=r"focal_loss target must lie in \[0, 4\)"):
+        check_focal_targets(np.array([0, 4]), 4)
+
+
+def test_focal_loss_spatial_targets():
+    rng = np.random.default_rng(18)
+    logits = rng.standard_normal((2, 3, 2, 2))
+    labels = rng.integers(0, 3, size=(2, 2, 2))
+    z = logits - logits.max(1, keepdims=True)
+    prob = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    one_hot = np.moveaxis(np.eye(3)[labels], -1, 1)
+    expected = (one_hot * -0.5 * (1 - prob) ** 2 * np.log(prob)).sum(1)
+    out = focal_loss(Tensor(logits.astype(np.float32)), Tensor(labels), 0.5, 2.0, reduction="none")
+    assert rel_err(out.asnumpy(), expected) < RTOL
 
 
 def test_log_accuracy_top_k():
@@ -344,6 +418,22 @@ def test_inter_cluster_single_domain_constant_and_zero_switch():
     grad = ms.grad(lambda p: interCluster(p, domains))(paths)
     assert np.array_equal(grad.asnumpy(), np.zeros((4, 16), np.float32))
     assert float(interCluster(paths, domains, zero_if_single_domain=True).asnumpy()) == 0.0
+    # ids outside 0..2 are ignored by the pairs but still enter the reference's domain_ids.float().mean()
+    assert float(interCluster(paths, Tensor(np.array([1, 1, 5, 5]))).asnumpy()) == 3.0
+
+
+def test_cluster_losses_ignore_out_of_range_domains_and_host_check():
+    rng = np.random.default_rng(19)
+    paths = np.abs(rng.standard_normal((6, 16)))
+    domains = np.array([0, 0, 7, 1, 1, -1])
+    kept = np.array([0, 1, 3, 4])
+    p, p_kept = Tensor(paths.astype(np.float32)), Tensor(paths[kept].astype(np.float32))
+    assert rel_err(intraCluster(p, domains).asnumpy(), intraCluster(p_kept, domains[kept]).asnumpy()) < RTOL
+    assert rel_err(interCluster(p, domains).asnumpy(), interCluster(p_kept, domains[kept]).asnumpy()) < RTOL
+    check_cluster_domains(domains)
+    with pytest.raises(ValueError, match=r"no sample has a domain id in \[0, 3\).*\[-1, 3, 7\]"):
+        check_cluster_domains(np.array([3, 7, -1]))
+    assert float(intraCluster(p[:3], np.array([3, 7, -1])).asnumpy()) == 0.0  # unchecked: nothing to average
 
 
 def test_center_loss_clamps_masked_entries_by_default():
@@ -353,8 +443,8 @@ def test_center_loss_clamps_masked_entries_by_default():
     switched = float(centerLoss(Tensor(distmat), labels, clamp_masked_entries=False).asnumpy())
     assert rel_err(default, 5 * 1e-12) < RTOL   # (N * C entries of 1e-12) / N
     assert rel_err(switched, 1e-12) < RTOL      # only the N target entries
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
-        centerLoss(Tensor(distmat), [0, 5, 1])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\) .*got \[5\] at row\(s\) \[1\]"):
+        check_center_labels(np.array([0, 5, 1]), 5)
 
 
 def test_normalize_variants_differ_only_for_tiny_vectors():
@@ -409,21 +499,115 @@ def test_acl_basic_averages_only_present_domains():
     assert rel_err(loss.asnumpy(), expected) < RTOL
 
 
+def test_acl_basic_ce_normaliser_counts_non_zero_losses_of_the_domain_rows_only():
+    """eps = 0: a row whose CE is exactly 0 is left out of its domain's normaliser, the zero-loss rows of other
+    domains (masked out) do not count either."""
+    num_classes = (2, 3, 2)
+    labels = np.array([0, 1, 2, 4, 5, 6])  # domain 0: rows 0, 1; domain 1: rows 2, 3; domain 2: rows 4, 5
+    rng = np.random.default_rng(21)
+    logits = [rng.standard_normal((6, c)).astype(np.float32) for c in num_classes]
+    logits[0][0] = [200.0, 0.0]  # row 0's CE is exactly 0 in float32
+    outputs = {f"cls_outputs{i + 1}": Tensor(v) for i, v in enumerate(logits)}
+    outputs["features"] = Tensor(rng.standard_normal((6, 4)).astype(np.float32))
+    kwargs = acl_kwargs(loss_names=("CrossEntropyLoss",), ce={"eps": 0.0, "alpha": 0.2, "scale": 1.0})
+    loss = acl_losses(outputs, Tensor(labels), Tensor(np.zeros(6, np.int64)), "basic", num_classes, kwargs)
+    per_domain = []
+    for d, rows, offset in ((0, [0, 1], 0), (1, [2, 3], 2), (2, [4, 5], 5)):
+        ls = np_log_softmax(logits[d][rows].astype(np.float64))
+        per_row = -ls[np.arange(len(rows)), labels[rows] - offset]
+        per_row = per_row[per_row > 1e-30] if d == 0 else per_row
+        per_domain.append(per_row.sum() / len(per_row))
+    assert rel_err(loss["loss_cls"].asnumpy(), np.mean(per_domain)) < 1e-4
+
+
 def test_acl_losses_key_sets_and_errors():
     outputs, labels, num_classes = acl_batch(np.random.default_rng(13))
     domains = np.repeat([0, 1, 2], 4)
     assert list(acl_losses(outputs, labels, domains, "mtrain", num_classes)) == [
         "loss_triplet_add", "loss_triplet_mtrain", "loss_stc"]
-    assert list(acl_losses(outputs, labels, domains, {"type": "mtest"}, num_classes)) == ["loss_triplet_mtest"]
-    with_circle = acl_losses(outputs, labels, domains, None, num_classes,
+    assert list(acl_losses(outputs, labels, domains, "mtest", num_classes)) == ["loss_triplet_mtest"]
+    with_circle = acl_losses(outputs, labels, domains, "basic", num_classes,
                              acl_kwargs(loss_names=("CrossEntropyLoss", "TripletLoss", "CircleLoss", "Cosface")))
     assert list(with_circle) == ["loss_cls", "loss_triplet", "loss_circle", "loss_cosface"]
     with pytest.raises(ValueError, match="num_classes"):
         acl_losses(outputs, labels, domains, "basic", (3, 2, 5), acl_kwargs())
-    with pytest.raises(ValueError, match="opt type"):
-        acl_losses(outputs, labels, domains, "meta", num_classes, acl_kwargs())
+    for bad_phase in ("meta", None, {"type": "mtest"}):
+        with pytest.raises(ValueError, match="phase must be one of"):
+            acl_losses(outputs, labels, domains, bad_phase, num_classes, acl_kwargs())
+    with pytest.raises(ValueError, match="phase must be one of"):
+        acl_regularizers(outputs["features"], domains, outputs["features"], labels, "meta")
     with pytest.raises(ValueError, match="unsupported loss"):
         acl_losses(outputs, labels, domains, "basic", num_classes, acl_kwargs(loss_names=("FocalLoss",)))
+    with pytest.raises(ValueError, match="needs loss_kwargs"):
+        acl_losses(outputs, labels, domains, "basic", num_classes, None)
+    assert ACL_PHASES == ("basic", "mtrain", "mtest")
+
+
+@pytest.mark.parametrize("phase", ["basic", "mtrain", "mtest"])
+@pytest.mark.parametrize("loss_names", [("CrossEntropyLoss", "TripletLoss"), ("TripletLoss", "Cosface"),
+                                        ("CrossEntropyLoss", "TripletLoss", "CircleLoss", "Cosface")])
+def test_acl_loss_names_equal_the_returned_keys(phase, loss_names):
+    outputs, labels, num_classes = acl_batch(np.random.default_rng(22))
+    domains = Tensor(np.repeat([0, 1, 2], 4))
+    labels = Tensor(labels)
+    kwargs = acl_kwargs(loss_names=loss_names)
+    n = labels.shape[0]
+    distmat = Tensor(np.abs(np.random.default_rng(23).standard_normal((n, sum(num_classes)))).astype(np.float32))
+    paths = Tensor(np.abs(np.random.default_rng(24).standard_normal((n, 16))).astype(np.float32))
+    losses = {**acl_losses(outputs, labels, domains, phase, num_classes, kwargs),
+              **acl_regularizers(paths, domains, distmat, labels, phase, kwargs)}
+    assert acl_loss_names(phase, kwargs) == tuple(losses)
+
+
+def test_reid_loss_names_equal_the_returned_keys():
+    rng = np.random.default_rng(25)
+    outputs = {"cls_outputs": Tensor(rng.standard_normal((4, 3)).astype(np.float32)),
+               "features": Tensor(rng.standard_normal((4, 5)).astype(np.float32))}
+    for names in (("CrossEntropyLoss",), ("TripletLoss", "CircleLoss"), ("CrossEntropyLoss", "Cosface")):
+        kwargs = acl_kwargs(loss_names=names)
+        assert reid_loss_names(kwargs) == tuple(reid_losses(outputs, Tensor(np.array([0, 0, 2, 2])), kwargs))
+    with pytest.raises(ValueError, match="unsupported loss"):
+        reid_loss_names(acl_kwargs(loss_names=("CenterLoss",)))
+
+
+def test_check_acl_batch_accepts_valid_batches_and_names_the_problem():
+    num_classes = (3, 2, 4)
+    targets = np.array([0, 0, 1, 1, 3, 3, 4, 4, 5, 5, 8, 8])  # two identities per domain
+    domains = np.repeat([0, 1, 2], 4)
+    for phase in ACL_PHASES:
+        check_acl_batch(targets, domains, phase, num_classes)
+        check_acl_batch(Tensor(targets), Tensor(domains), phase, num_classes)
+    with pytest.raises(ValueError, match="phase must be one of"):
+        check_acl_batch(targets, domains, "meta", num_classes)
+    with pytest.raises(ValueError, match=r"no target lies in a domain's class range \[0, 9\).*\[9, 9, 12\]"):
+        check_acl_batch(np.array([9, 9, 12]), np.array([0, 0, 1]), "basic", num_classes)
+    with pytest.raises(ValueError, match=r"negative target\(s\) \[-1\] at row\(s\) \[1\]"):
+        check_acl_batch(np.array([0, -1, 3]), np.array([0, 0, 1]), "basic", num_classes)
+    with pytest.raises(ValueError, match=r"centerLoss labels must lie in \[0, 9\).*\[9, 9\] at row\(s\) \[2, 3\]"):
+        check_acl_batch(np.array([0, 0, 9, 9]), np.array([0, 0, 1, 1]), "basic", num_classes)
+    with pytest.raises(ValueError, match=r"centerLoss labels must lie in \[0, 9\)"):
+        check_acl_batch(np.array([0, 0, 9, 9]), np.array([0, 0, 1, 1]), "mtest", num_classes)
+    check_acl_batch(np.array([0, 0, 9, 9]), np.array([0, 1, 0, 1]), "mtrain", num_classes)  # no centre term
+    with pytest.raises(ValueError, match=r"no sample has a domain id in \[0, 3\)"):
+        check_acl_batch(targets, np.full(12, 5), "basic", num_classes)
+    # mtrain: each domain holds one identity -> loss_triplet_add has no "same domain, other id" negative
+    with pytest.raises(ValueError, match=r"neg_flag=\[0, 1, 0\]\).*row\(s\) \[0, 1, 2, 3\] have no negative"):
+        check_acl_batch(np.array([0, 0, 3, 3]), np.array([0, 0, 1, 1]), "mtrain", num_classes)
+    with pytest.raises(ValueError, match=r"domain ids must lie in \[0, 3\).*\[3, 3\] at row\(s\) \[2, 3\]"):
+        check_acl_batch(np.array([0, 1, 3, 4]), np.array([0, 0, 3, 3]), "mtrain", num_classes)
+    with pytest.raises(ValueError, match=r"row\(s\) \[0, 1\] have no negative"):
+        check_acl_batch(np.array([4, 4]), np.array([1, 1]), "mtest", num_classes)
+    with pytest.raises(ValueError, match="does not match targets shape"):
+        check_acl_batch(targets, domains[:4], "basic", num_classes)
+    with pytest.raises(ValueError, match="empty"):
+        check_acl_batch(np.zeros(0, np.int64), np.zeros(0, np.int64), "basic", num_classes)
+
+
+def test_check_reid_batch():
+    check_reid_batch(np.array([0, 1, 2]), 3)
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\).*\[3\] at row\(s\) \[2\]"):
+        check_reid_batch(np.array([0, 1, 3]), 3)
+    check_reid_batch(np.array([0, 1, 3]), 3, acl_kwargs(loss_names=("TripletLoss",)))  # no CE: nothing to check
 
 
 def test_acl_regularizers_weights_and_keys_per_opt_type():
@@ -432,7 +616,7 @@ def test_acl_regularizers_weights_and_keys_per_opt_type():
     distmat = Tensor(np.abs(rng.standard_normal((6, 9))).astype(np.float32))
     labels, domains = np.array([0, 0, 4, 4, 7, 7]), np.array([0, 0, 1, 1, 2, 2])
     center = float(centerLoss(distmat, labels).asnumpy())
-    basic = acl_regularizers(paths, domains, distmat, labels, "basic")
+    basic = acl_regularizers(paths, Tensor(domains), distmat, Tensor(labels), "basic")
     assert list(basic) == ["loss_domain_intra", "loss_domain_inter", "loss_Center"]
     assert rel_err(basic["loss_Center"].asnumpy(), 5e-4 * center) < RTOL
     assert rel_err(acl_regularizers(paths, domains, distmat, labels, "mtest")["loss_Center"].asnumpy(),
