@@ -30,8 +30,10 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+import mindspore  # noqa: E402
+
 from fastreid_ms.config import get_cfg  # noqa: E402
-from fastreid_ms.engine.meta_train_loop import MetaLearningTrainer, meta_step_sizes  # noqa: E402
+from fastreid_ms.engine.meta_train_loop import MetaLearningTrainer, meta_step_sizes, sum_gradients  # noqa: E402
 from fastreid_ms.modeling import build_model  # noqa: E402
 from fastreid_ms.modeling.passes import EvalPass  # noqa: E402
 from fastreid_ms.solver import build_optimizer  # noqa: E402
@@ -149,22 +151,24 @@ def profile_meta_iteration(trainer, basic, domain_batches, runs):
 
     def basic_pass():
         state["basic"] = trainer.train_pass(basic, "basic")
-        sync(state["basic"][2])
+        sync(state["basic"][1])
 
     def basic_update():
-        trainer.optimizer.step(state["basic"][2]).asnumpy()
+        trainer.optimizer.step(state["basic"][1]).asnumpy()
 
     def mtrain_pass():
         state["mtrain"] = trainer.train_pass(mtrain, "mtrain")
-        sync(state["mtrain"][2])
+        sync(state["mtrain"][1])
 
     def mtest_pass_with_fast_weights():
-        with trainer.fast_weights(state["mtrain"][2], steps):
+        with trainer.fast_weights(state["mtrain"][1], steps):
             state["mtest"] = trainer.train_pass(mtest, "mtest")
-            sync(state["mtest"][2])
+            sync(state["mtest"][1])
+
+    add = mindspore.jit(sum_gradients)
 
     def meta_update():
-        grads = trainer._sum_gradients(state["mtrain"][2], state["mtest"][2])
+        grads = add(mindspore.mutable(state["mtrain"][1]), mindspore.mutable(state["mtest"][1]))
         trainer.optimizer_meta.step(grads).asnumpy()
 
     parts = {"basic pass (fwd+bwd)": basic_pass, "basic SGD update": basic_update,

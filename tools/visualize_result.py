@@ -78,7 +78,8 @@ def main(args) -> None:
     Checkpointer(model).load(cfg.MODEL.WEIGHTS)
     test_loader, num_query = build_reid_test_loader(cfg, dataset_name=args.dataset_name)
     evaluator = _KeepDetails(ReidEvaluator(cfg, num_query, dataset_name=args.dataset_name))
-    results = inference_on_dataset(model, test_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED)
+    results = inference_on_dataset(model, test_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED,
+                                   compile=cfg.MODEL.COMPILE)
     print_csv_format({args.dataset_name: results})
     data, rank = evaluator.details
     if data.q_paths is None:

@@ -19,8 +19,6 @@ from mindspore import Tensor, ops
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
-from fastreid_ms.modeling.losses import check_acl_batch, check_reid_batch
-
 __all__ = ["EvalPass", "TrainPass", "batch_arrays", "replica_chunks"]
 
 
@@ -110,6 +108,11 @@ def _num_channels(model) -> int:
 class TrainPass:
     """Loss dict and gradients of one forward pass of a model in training mode.
 
+    The model is called as ``model(images, targets, domainids, phase, update_stats)`` and must return a dict of
+    scalar losses in training mode; it provides ``loss_names(phase)`` (the dict's keys), ``is_meta`` (whether it
+    takes domain ids) and optionally ``check_labels(targets, domainids, phase)`` (host-side validation of a batch or
+    DataParallel chunk, raising ValueError), as :class:`~fastreid_ms.modeling.meta_arch.Baseline` does.
+
     ``losses, grads = TrainPass(model, weights)(batch, phase)``: ``losses`` maps the loss names
     (``model.loss_names(phase)``) to scalar Tensors and ``grads`` are the gradients of their sum with respect to
     ``weights`` (a sequence of the model's Parameters; zero for parameters the losses do not reach, where PyTorch
@@ -157,11 +160,10 @@ class TrainPass:
         return dict(zip(names, values)), grads
 
     def _check_labels(self, arrays, start, size, phase, meta):
-        targets = arrays["targets"][start:start + size]
-        if meta:
-            check_acl_batch(targets, arrays["domainids"][start:start + size], phase, self.model.heads.num_classes)
-        else:
-            check_reid_batch(targets, getattr(self.model.heads, "num_classes", None))
+        check = getattr(self.model, "check_labels", None)
+        if check is not None:
+            check(arrays["targets"][start:start + size],
+                  arrays["domainids"][start:start + size] if meta else None, phase)
 
     def _build(self, phase: str, names: Tuple[str, ...], chunks: Tuple[Tuple[int, int], ...]):
         model, count = self.model, len(chunks)

@@ -175,9 +175,8 @@ def _adam_param_update(hyper, decoupled, clip, lr, weight_decay, sticky, allowed
     count = count + use.astype(mindspore.float32)
     if clip:
         grad = _clip(grad, clip[0], clip[1], clip[2])
-    lr_used = lr * use.astype(param.dtype)
     if decoupled:
-        param_in = param * (1.0 - lr_used * weight_decay)
+        param_in = param * (1.0 - lr * weight_decay)
     else:
         param_in = param
         grad = grad + weight_decay * param
@@ -188,7 +187,8 @@ def _adam_param_update(hyper, decoupled, clip, lr, weight_decay, sticky, allowed
     bias_correction1 = 1.0 - beta1 ** count
     bias_correction2 = 1.0 - beta2 ** count
     denom = ops.sqrt(v) / ops.sqrt(bias_correction2) + eps
-    ops.assign(param, param_in - (lr_used / bias_correction1) * (m / denom))
+    # not updated (count may still be 0): the parameter exactly as it was
+    ops.assign(param, ops.select(use, param_in - (lr / bias_correction1) * (m / denom), param))
     return ops.stack((has_grad, use))
 
 
@@ -357,7 +357,8 @@ class Optimizer:
                 entry = {name: buffers[idx].asnumpy() for name, buffers in zip(self.state_names, cell.state)}
                 if self.counts_steps:
                     entry["step"] = int(counts[idx])
-                state[int(idx)] = entry
+                if entry:
+                    state[int(idx)] = entry
         groups = []
         start = 0
         for group in self.param_groups:

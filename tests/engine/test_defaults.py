@@ -33,7 +33,6 @@ def test_default_setup_writes_outputs_and_seeds(tmp_path):
     cfg.OUTPUT_DIR = str(tmp_path / "out")
     cfg.SEED = 123
     cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.CPU_CONV = "native"
     args = default_argument_parser().parse_args(["--config-file", str(cfg_file)])
     default_setup(cfg, args)
     drawn = np.random.rand()
@@ -44,7 +43,7 @@ def test_default_setup_writes_outputs_and_seeds(tmp_path):
     log = (tmp_path / "out" / "log.txt").read_text()
     assert "Environment info" in log and "MindSpore" in log and "BASE_LR: 0.02" in log
     info = collect_env_info()
-    for item in ("Python", "numpy", "MindSpore", "device target", "CPU"):
+    for item in ("Python", "numpy", "MindSpore", "device target", "CPU", "oneDNN ISA"):
         assert item in info
 
 

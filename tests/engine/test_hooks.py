@@ -201,18 +201,19 @@ def test_precise_bn_averages_batch_statistics():
     batches = [rng.standard_normal((4, 3, 2, 2)).astype(np.float32) * (i + 1) for i in range(3)]
     net = _BNNet()
     net.set_train(True)
-    update_bn_stats(net, iter(batches), num_iters=3)
+    forward = lambda model, batch: model(batch)  # noqa: E731 (the test net takes the bare batch)
+    update_bn_stats(net, iter(batches), num_iters=3, forward=forward)
     mean = np.mean([b.mean(axis=(0, 2, 3)) for b in batches], axis=0)
     var = np.mean([b.var(axis=(0, 2, 3), ddof=1) for b in batches], axis=0)
     np.testing.assert_allclose(net.body[0].running_mean.asnumpy(), mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(net.body[0].running_var.asnumpy(), var, rtol=1e-5, atol=1e-6)
     assert net.body[0].momentum == 0.1
     with pytest.raises(ValueError, match="ran out"):
-        update_bn_stats(net, iter(batches), num_iters=5)
+        update_bn_stats(net, iter(batches), num_iters=5, forward=forward)
     hook_net = _BNNet()
     hook_net.set_train(True)
     trainer = _Trainer()
-    trainer.register_hooks([PreciseBN(hook_net, batches, num_iter=2)])
+    trainer.register_hooks([PreciseBN(hook_net, batches, num_iter=2, forward=forward)])
     trainer.train(0, 2, 1)
     mean2 = np.mean([b.mean(axis=(0, 2, 3)) for b in batches[:2]], axis=0)
     np.testing.assert_allclose(hook_net.body[0].running_mean.asnumpy(), mean2, rtol=1e-5, atol=1e-6)

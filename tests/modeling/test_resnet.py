@@ -7,9 +7,10 @@ import pytest
 import mindspore as ms
 
 from fastreid_ms.config import get_cfg
-from fastreid_ms.modeling import build_backbone, build_model, opt_setting
+from fastreid_ms.modeling import build_backbone, build_model
+from fastreid_ms.modeling.passes import EvalPass, TrainPass
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def resnet_cfg(depth="50x", **backbone):
@@ -81,17 +82,16 @@ def test_baseline_with_embedding_head(cls_layer, neck_feat, embedding_dim):
     dim = embedding_dim or 512
     batch = {"images": np.random.default_rng(1).integers(0, 256, (4, 3, 64, 32)).astype(np.float32),
              "targets": np.array([0, 0, 3, 3], dtype=np.int64)}
-    model.set_train(False)
-    assert model(batch).shape == (4, dim)
+    assert EvalPass(model, compile=False)(batch).shape == (4, dim)
     model.set_train(True)
-    losses, outputs = model(batch, return_outputs=True)
-    assert list(losses) == ["loss_cls", "loss_triplet"]
+    losses, outputs = model(ms.Tensor(batch["images"]), ms.Tensor(batch["targets"]), return_outputs=True)
+    assert list(losses) == ["loss_cls", "loss_triplet"] == list(model.loss_names())
     assert all(np.isfinite(v.asnumpy()) for v in losses.values())
     assert outputs["cls_outputs"].shape == (4, 5) and outputs["features"].shape == (4, dim)
-    grads = ms.grad(lambda: sum(model(batch).values()), None, model.trainable_params())()
+    _, grads = TrainPass(model, model.trainable_params(), compile=False)(batch)
     assert any(np.any(g.asnumpy()) for g in grads)
-    with pytest.raises(ValueError, match="opt"):
-        model(batch, opt_setting("basic"))
+    with pytest.raises(ValueError, match="phases"):
+        model.loss_names("mtrain")
 
 
 def test_resnet_pretrained_weights_are_loaded_non_strictly(monkeypatch):

@@ -1,11 +1,12 @@
-"""Optimizers (fastreid_ms/solver/optim.py, build.py) against numpy re-implementations of torch.optim formulas."""
+"""Optimizers (fastreid_ms/solver/optim.py, build.py) against numpy re-implementations of torch.optim formulas, with
+the fused update compiled (the default) and op by op."""
 import numpy as np
 import pytest
 from mindspore import Parameter, Tensor, nn, ops
 
 import mindspore
 from fastreid_ms.config import get_cfg
-from fastreid_ms.solver import SGD, Adam, AdamW, StickyGradMask, build_optimizer, grad_presence, optim
+from fastreid_ms.solver import SGD, Adam, AdamW, StickyGradMask, build_optimizer
 from fastreid_ms.solver.build import is_norm_cell
 
 
@@ -52,18 +53,15 @@ def _torch_adam(p, grads, lrs, wd, mask, decoupled, betas=(0.9, 0.999), eps=1e-8
     return p
 
 
-@pytest.mark.parametrize("momentum,nesterov,zero_cache_limit", [(0.9, False, 1 << 20), (0.9, True, 1 << 20),
-                                                                 (0.0, False, 1 << 20), (0.9, False, 4),
-                                                                 (0.0, False, 4)])
-def test_sgd_matches_torch_formula_with_lr_changes_and_masks(momentum, nesterov, zero_cache_limit, monkeypatch):
-    # zero_cache_limit 4: the zero "stat"/accumulator tensors are allocated per step instead of cached
-    monkeypatch.setattr(optim, "_ZERO_CACHE_MAX_ELEMENTS", zero_cache_limit)
+@pytest.mark.parametrize("momentum,nesterov,compile", [(0.9, False, True), (0.9, True, True), (0.0, False, True),
+                                                      (0.9, False, False), (0.0, False, False)])
+def test_sgd_matches_torch_formula_with_lr_changes_and_masks(momentum, nesterov, compile):
     rng = np.random.default_rng(0)
     shapes = [(3, 4), (5,), (2, 2, 3)]
     params = _params(rng, shapes)
     init = [p.asnumpy().copy() for p in params]
     opt = SGD([{"params": [p], "lr": 0.1, "weight_decay": wd} for p, wd in zip(params, (5e-4, 0.0, 1e-2))],
-              lr=0.1, momentum=momentum, nesterov=nesterov)
+              lr=0.1, momentum=momentum, nesterov=nesterov, compile=compile)
     steps = 4
     grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(steps)]
     lrs = [0.1, 0.05, 0.2, 0.01]
@@ -77,36 +75,42 @@ def test_sgd_matches_torch_formula_with_lr_changes_and_masks(momentum, nesterov,
         wd = opt.param_groups[i]["weight_decay"]
         ref = _torch_sgd(init[i], [g[i] for g in grads], lrs, momentum, wd, nesterov, [m[i] for m in masks])
         np.testing.assert_allclose(p.asnumpy(), ref, rtol=1e-6, atol=1e-7, err_msg=f"param {i}")
+    state = opt.state_dict()["state"]
     if momentum == 0:
-        assert opt.state == {}
-    # the shared zero tensors handed to the kernel as "stat"/accumulator stay zero
-    for z in opt._zero_cache.values():
-        assert not np.any(z.asnumpy())
+        assert state == {}
+    else:
+        assert sorted(state) == [0, 1, 2] and all(set(st) == {"momentum_buffer"} for st in state.values())
 
 
-def test_sgd_none_gradient_is_skipped_and_step_rejects_wrong_lengths():
+def test_sgd_zero_gradient_is_skipped_unless_sticky_and_step_rejects_wrong_lengths():
+    """An all-zero gradient means "no .grad" (PyTorch >= 2): no update, no weight decay, no momentum buffer; the
+    step returns which gradients were non-zero. ``sticky`` (PyTorch 1.x zero_grad memory) updates it anyway."""
     rng = np.random.default_rng(1)
     params = _params(rng, [(2,), (3,)])
     before = params[1].asnumpy().copy()
     opt = SGD(params, lr=0.1, momentum=0.9, weight_decay=0.1)
-    opt.step([Tensor(np.ones(2, np.float32)), None])
+    present = opt.step([Tensor(np.ones(2, np.float32)), Tensor(np.zeros(3, np.float32))])
+    assert present.asnumpy().tolist() == [True, False]
     np.testing.assert_array_equal(params[1].asnumpy(), before)
-    assert 1 not in opt.state
+    assert 1 not in opt.state_dict()["state"]
+    opt.step([Tensor(np.ones(2, np.float32)), Tensor(np.zeros(3, np.float32))], sticky=[False, True])
+    np.testing.assert_allclose(params[1].asnumpy(), before - 0.1 * 0.1 * before, rtol=1e-6)
+    assert 1 in opt.state_dict()["state"]
     with pytest.raises(ValueError, match="2 parameters"):
         opt.step([Tensor(np.ones(2, np.float32))])
     with pytest.raises(ValueError, match="has_grad"):
-        opt.step([Tensor(np.ones(2, np.float32)), None], has_grad=[True])
+        opt.step([Tensor(np.ones(2, np.float32)), Tensor(np.ones(3, np.float32))], has_grad=[True])
     with pytest.raises(ValueError, match="nesterov"):
         SGD(params, lr=0.1, momentum=0.0, nesterov=True)
 
 
-@pytest.mark.parametrize("cls,decoupled", [(Adam, False), (AdamW, True)])
-def test_adam_matches_torch_formula(cls, decoupled):
+@pytest.mark.parametrize("cls,decoupled,compile", [(Adam, False, True), (AdamW, True, True), (Adam, False, False)])
+def test_adam_matches_torch_formula(cls, decoupled, compile):
     rng = np.random.default_rng(2)
     shapes = [(4, 3), (6,)]
     params = _params(rng, shapes)
     init = [p.asnumpy().copy() for p in params]
-    opt = cls(params, lr=1e-2, weight_decay=0.05)
+    opt = cls(params, lr=1e-2, weight_decay=0.05, compile=compile)
     grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
     lrs = [1e-2, 5e-3, 2e-2]
     masks = [[True, False], [True, True], [False, True]]
@@ -117,7 +121,7 @@ def test_adam_matches_torch_formula(cls, decoupled):
     for i, p in enumerate(params):
         ref = _torch_adam(init[i], [g[i] for g in grads], lrs, 0.05, [m[i] for m in masks], decoupled)
         np.testing.assert_allclose(p.asnumpy(), ref, rtol=2e-6, atol=2e-7, err_msg=f"param {i}")
-    assert [opt.state[i]["step"] for i in range(2)] == [2, 2]
+    assert [opt.state_dict()["state"][i]["step"] for i in range(2)] == [2, 2]
 
 
 def test_optimizer_state_dict_roundtrip_continues_identically():
@@ -150,25 +154,33 @@ def test_optimizer_state_dict_roundtrip_continues_identically():
 def test_sticky_grad_mask_emulates_torch1_zero_grad_across_optimizers():
     rng = np.random.default_rng(4)
     params = _params(rng, [(2,), (2,), (2,)])
-    sticky = StickyGradMask(keeps_tensors=True)
-    assert sticky.mask(params, [True, False, False]) == [True, False, False]
+    sticky = StickyGradMask(3, keeps_tensors=True)
+    sticky.record(Tensor(np.array([True, False, False])))
     # a second optimizer over the same parameters sees the same history
-    assert sticky.mask(params, [False, True, False]) == [True, True, False]
-    plain = StickyGradMask(keeps_tensors=False)
-    assert plain.mask(params, [True, False, False]) == [True, False, False]
-    assert plain.mask(params, [False, True, False]) == [False, True, False]
+    sticky.record(Tensor(np.array([False, True, False])))
+    assert sticky.sticky().asnumpy().tolist() == [True, True, False] == sticky.ever().tolist()
+    plain = StickyGradMask(3, keeps_tensors=False)
+    plain.record(Tensor(np.array([True, False, False])))
+    assert plain.sticky().asnumpy().tolist() == [False, False, False]
     # with the sticky mask a zero gradient still applies weight decay (and momentum) like torch 1.x
     opt = SGD(params, lr=0.1, momentum=0.9, weight_decay=0.5)
-    before = params[0].asnumpy().copy()
+    before = [p.asnumpy().copy() for p in params]
     zeros = [Tensor(np.zeros(2, np.float32)) for _ in params]
-    opt.step(zeros, has_grad=sticky.mask(params, [False, False, False]))
-    np.testing.assert_allclose(params[0].asnumpy(), before - 0.1 * 0.5 * before, rtol=1e-6)
+    present = opt.step(zeros, sticky=sticky.sticky())
+    assert present.asnumpy().tolist() == [False, False, False]
+    np.testing.assert_allclose(params[0].asnumpy(), before[0] - 0.1 * 0.5 * before[0], rtol=1e-6)
+    np.testing.assert_array_equal(params[2].asnumpy(), before[2])
+    sticky.reset([False, False, True])
+    assert sticky.ever().tolist() == [False, False, True]
+    with pytest.raises(ValueError, match="2 flags for 3"):
+        sticky.reset([True, True])
 
 
-def test_grad_presence_flags_all_zero_gradients():
-    grads = [Tensor(np.zeros((2, 3), np.float32)), Tensor(np.array([0.0, -1e-30], np.float32)),
-             Tensor(np.zeros((0,), np.float32))]
-    assert grad_presence(grads) == [False, True, False]
+def test_gradient_presence_counts_tiny_values_and_not_exact_zeros():
+    params = _params(np.random.default_rng(7), [(2, 3), (2,)])
+    opt = SGD(params, lr=0.1)
+    present = opt.step([Tensor(np.zeros((2, 3), np.float32)), Tensor(np.array([0.0, -1e-30], np.float32))])
+    assert present.asnumpy().tolist() == [False, True]
 
 
 class _Norm(nn.Cell):
@@ -273,7 +285,8 @@ def test_value_and_grad_over_optimizer_parameters_updates_the_model():
     assert sum(float(ops.abs(g).sum().asnumpy()) for g in grads) > 0
     opt.step(grads)
     changed = [p.name for p in opt.parameters if not np.array_equal(p.asnumpy(), before[p.name])]
-    assert len(changed) == len(opt.parameters)
+    reached = [p.name for p, g in zip(opt.parameters, grads) if np.any(g.asnumpy())]
+    assert changed == reached and len(reached) == len(opt.parameters) - 1   # fc_classifier takes no part
 
 
 @pytest.mark.parametrize("clip_type,norm_type", [("value", 2.0), ("norm", 2.0), ("norm", float("inf")),

@@ -12,7 +12,7 @@ from PIL import Image
 from fastreid_ms.utils.visualizer import (MATCH_COLOR, MISMATCH_COLOR, load_image, render_rank_list,
                                           save_cmc_curve, save_rank_lists, save_roc_curve)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CELL = (16, 32)
 
 
@@ -116,7 +116,6 @@ def _load_tool():
 
 def test_visualize_result_tool_end_to_end(tmp_path, monkeypatch):
     """The CLI with stand-ins for DefaultTrainer.build_model / build_reid_test_loader / Checkpointer.load."""
-    import mindspore as ms
     from mindspore import nn
 
     import fastreid_ms.utils.checkpoint as checkpoint
@@ -131,9 +130,8 @@ def test_visualize_result_tool_end_to_end(tmp_path, monkeypatch):
     images += rng.normal(0, 20, images.shape).astype(np.float32)
 
     class Net(nn.Cell):
-        def construct(self, batched_inputs):
-            x = ms.Tensor(batched_inputs["images"])
-            return x.mean(axis=(2, 3))
+        def construct(self, images):
+            return images.mean(axis=(2, 3))
 
     loader = [{"images": images[s:s + 5], "targets": pids[s:s + 5], "camids": cams[s:s + 5],
                "img_paths": paths[s:s + 5]} for s in range(0, nq + ng, 5)]

@@ -52,6 +52,7 @@ class EmbeddingHead(nn.Cell):
         super().__init__()
         check_neck_feat(neck_feat)
         self.neck_feat = neck_feat
+        self.num_classes = int(num_classes)
         self.pool_layer = build_pool_layer(pool_type)
         neck = []
         if embedding_dim > 0:

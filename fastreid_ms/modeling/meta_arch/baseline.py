@@ -24,7 +24,8 @@ from fastreid_ms.config import configurable
 from fastreid_ms.modeling.backbones import build_backbone
 from fastreid_ms.modeling.heads import MetaEmbeddingHead, build_heads
 from fastreid_ms.modeling.losses import (ACL_PHASES, acl_loss_names, acl_losses, acl_regularizers,
-                                         loss_kwargs_from_cfg, reid_loss_names, reid_losses)
+                                         check_acl_batch, check_reid_batch, loss_kwargs_from_cfg, reid_loss_names,
+                                         reid_losses)
 from .build import META_ARCH_REGISTRY
 
 __all__ = ["Baseline"]
@@ -73,6 +74,15 @@ class Baseline(nn.Cell):
         if self.is_meta:
             return tuple(acl_loss_names(phase, self.loss_kwargs))
         return tuple(reid_loss_names(self.loss_kwargs))
+
+    def check_labels(self, targets, domainids=None, phase="basic"):
+        """Host-side check of a training batch's labels (numpy int arrays) for ``phase``: everything the compiled
+        losses need (ids in the classifiers' ranges, positives and negatives for the meta triplet terms, known
+        domain ids); raises ValueError naming the rows or labels at fault."""
+        if self.is_meta:
+            check_acl_batch(targets, domainids, phase, self.heads.num_classes)
+        else:
+            check_reid_batch(targets, self.heads.num_classes, self.loss_kwargs)
 
     def preprocess_image(self, images):
         """``(images - pixel_mean) / pixel_std`` (per channel) as a new tensor; exactly the reference's expression
