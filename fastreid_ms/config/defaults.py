@@ -119,7 +119,7 @@ _C.MODEL.LOSSES.COSFACE.GAMMA = 128
 _C.MODEL.LOSSES.COSFACE.SCALE = 1.0
 
 # ACL-DGReID routing-path cluster losses (intraCluster / interCluster, modeling/losses/cluster_loss.py). Both False =
-# the reference's behaviour (REFERENCE.md section 9, item 6), which changes the numbers:
+# the reference's behaviour, which changes the numbers:
 # the domain centroid is the scalar mean of all elements of the domain's routing weights; True = per-dimension mean.
 _C.MODEL.LOSSES.CLUSTER = CN()
 _C.MODEL.LOSSES.CLUSTER.PER_DIMENSION_CENTROID = False

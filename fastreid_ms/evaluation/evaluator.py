@@ -64,7 +64,7 @@ def inference_on_dataset(model, data_loader, evaluator: DatasetEvaluator, flip_t
 
     Flip test (``flip_test``): the features of the horizontally flipped images are averaged with those of the
     original images; each forward pass gets its own copy of the batch images. The reference instead flips the batch
-    that ``preprocess_image`` already normalised in place, so its flipped pass normalises twice (REFERENCE.md §9.17);
+    that ``preprocess_image`` already normalised in place, so its flipped pass normalises twice;
     that bug is not reproduced.
 
     Progress is logged with throughput and ETA (timing starts after up to 5 warm-up batches).

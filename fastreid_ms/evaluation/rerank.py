@@ -5,7 +5,7 @@ faiss-based Jaccard distance of ``fastreid_ms.utils.compute_dist``. Both share t
 """
 import numpy as np
 
-from ..utils.compute_dist import _SparseRows, _check_k, _expansion_sets
+from ..utils.compute_dist import SparseRows, check_k, expansion_sets
 
 __all__ = ["re_ranking"]
 
@@ -27,7 +27,7 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_v
         raise ValueError(f"re_ranking expects q_q_dist ({nq}, {nq}) and g_g_dist ({ng}, {ng}) for q_g_dist "
                          f"{q_g.shape}; got {q_q.shape} and {g_g.shape}")
     all_num = nq + ng
-    _check_k(k1, k2, all_num)
+    check_k(k1, k2, all_num)
     original_dist = np.concatenate([np.concatenate([q_q, q_g], axis=1),
                                     np.concatenate([q_g.T, g_g], axis=1)], axis=0)
     original_dist = np.power(original_dist, 2).astype(np.float32)
@@ -41,7 +41,7 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_v
         weight = np.exp(-original_dist[i, idx])
         return 1.0 * weight / np.sum(weight)
 
-    v = _SparseRows.from_sets(_expansion_sets(initial_rank, k1), exp_weights, all_num)
+    v = SparseRows.from_sets(expansion_sets(initial_rank, k1), exp_weights, all_num)
     if k2 != 1:
         v = v.query_expansion(initial_rank[:, :k2])
     jaccard_dist = v.jaccard_rows(0, nq, col_start=nq)

@@ -43,14 +43,14 @@ def get_default_optimizer_params(model, base_lr: Optional[float] = None, weight_
     parameter named ``bias`` gets ``weight_decay_bias`` and ``base_lr * bias_lr_factor`` (the bias override wins over
     the norm rule); cells under the top-level ``heads`` get ``lr * heads_lr_factor``; the ACL-DGReID rule "cell name
     contains 'adaptor_sub' -> lr x 0.5" is kept literally - it never matches the DR50 cells, which are named
-    ``adaptor{1..4}_sub`` (REFERENCE.md §9.3); ``fix_adaptor_sub_lr=True`` (config
+    ``adaptor{1..4}_sub``; ``fix_adaptor_sub_lr=True`` (config
     ``SOLVER.FIX_ADAPTOR_SUB_LR``) applies it to them instead.
 
     ``freeze_status`` is "freeze" for parameters whose full name ``<cell name>.<param name>`` matches (``re.match``)
     one of ``freeze_layers``, and, with ``flag='meta'``, for every parameter outside a ``router`` cell or inside a
     ``fc_classifier`` cell. The tags only take effect through the freeze wrapper (``SOLVER.FREEZE_ITERS > 0`` with a
     non-empty ``MODEL.FREEZE_LAYERS``); otherwise - the DR50 configuration - the meta optimizer updates every
-    parameter (REFERENCE.md §9.2).
+    parameter.
     """
     overrides = dict(overrides or {})
     defaults: Dict[str, Any] = {}

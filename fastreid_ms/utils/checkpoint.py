@@ -351,7 +351,7 @@ class Checkpointer:
 
 
 class PeriodicCheckpointer:
-    """The ACL-DGReID checkpoint schedule, ``step(epoch, metric=...)`` after every epoch (REFERENCE.md §7):
+    """The ACL-DGReID checkpoint schedule, ``step(epoch, metric=...)`` after every epoch:
 
     * ``epoch + 1 > save_every_epoch_after`` (40 in the reference; negative = never): save ``model_{epoch:04d}``;
     * ``(epoch + 1) % period == 0`` and not the last epoch: save ``model_best`` if ``metric`` improved, then

@@ -170,7 +170,7 @@ class FeatureDistance(DistanceRows):
         return out
 
 
-def _check_k(k1: int, k2: int, num: int) -> None:
+def check_k(k1: int, k2: int, num: int) -> None:
     if int(k1) != k1 or k1 < 1:
         raise ValueError(f"re-ranking k1 must be a positive integer, got {k1}")
     if int(k2) != k2 or k2 < 1:
@@ -204,7 +204,7 @@ def _k_reciprocal(initial_rank: np.ndarray, k: int, chunk: int = 4096) -> List[n
     return out
 
 
-def _expansion_sets(initial_rank: np.ndarray, k1: int) -> List[np.ndarray]:
+def expansion_sets(initial_rank: np.ndarray, k1: int) -> List[np.ndarray]:
     """The reference's ``k_reciprocal_expansion_index`` for every row: the k1-reciprocal set, extended by the
     round(k1/2)-reciprocal set of each member that shares more than 2/3 of it, sorted and unique."""
     recip = _k_reciprocal(initial_rank, k1)
@@ -231,7 +231,7 @@ def _ragged_gather(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(starts, counts) + offsets
 
 
-class _SparseRows:
+class SparseRows:
     """Sparse float32 rows (CSR, columns ascending per row) of the k-reciprocal weight matrix ``V``."""
 
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, num_cols: int):
@@ -242,7 +242,7 @@ class _SparseRows:
 
     @classmethod
     def from_sets(cls, sets: Sequence[np.ndarray], weights: Callable[[int, np.ndarray], np.ndarray],
-                  num_cols: int) -> "_SparseRows":
+                  num_cols: int) -> "SparseRows":
         lens = np.fromiter((s.size for s in sets), dtype=np.int64, count=len(sets))
         indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
         indices = np.concatenate(sets).astype(np.int64) if len(sets) else np.zeros(0, np.int64)
@@ -252,7 +252,7 @@ class _SparseRows:
                 data[indptr[i]:indptr[i + 1]] = weights(i, s)
         return cls(indptr, indices, data, num_cols)
 
-    def query_expansion(self, neighbours: np.ndarray, chunk: int = 8192) -> "_SparseRows":
+    def query_expansion(self, neighbours: np.ndarray, chunk: int = 8192) -> "SparseRows":
         """Row i becomes the mean of the rows ``neighbours[i]``, summed in float32 in that order and divided by
         their number, as ``np.mean(V[neighbours[i], :], axis=0)`` does; exact zeros are dropped."""
         k = neighbours.shape[1]
@@ -276,7 +276,7 @@ class _SparseRows:
         counts = np.concatenate(row_counts) if row_counts else np.zeros(0, np.int64)
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt))
-        return _SparseRows(indptr, cat(cols_out, np.int64), cat(vals_out, np.float32), self.num_cols)
+        return SparseRows(indptr, cat(cols_out, np.int64), cat(vals_out, np.float32), self.num_cols)
 
     def _columns(self):
         """CSC view (column pointers, row of each entry, value) and, per row, how many (k, j) pairs its Jaccard row
@@ -324,13 +324,13 @@ class _SparseRows:
         return np.float32(1) - temp / (np.float32(2) - temp)
 
 
-def _jaccard_weights(features: np.ndarray, k1: int, k2: int) -> _SparseRows:
+def _jaccard_weights(features: np.ndarray, k1: int, k2: int) -> SparseRows:
     """``V`` of ``compute_jaccard_distance``: faiss k1-NN ranks, k-reciprocal expansion sets, softmax of minus the
     squared L2 distance over each set, then query expansion over the k2 nearest neighbours."""
     n = features.shape[0]
-    _check_k(k1, k2, n)
+    check_k(k1, k2, n)
     initial_rank = _knn_l2(features, k1)
-    sets = _expansion_sets(initial_rank, k1)
+    sets = expansion_sets(initial_rank, k1)
     sq = np.einsum("ij,ij->i", features, features)
 
     def softmax_weights(i, idx):
@@ -338,7 +338,7 @@ def _jaccard_weights(features: np.ndarray, k1: int, k2: int) -> _SparseRows:
         e = np.exp(-dist - np.max(-dist))
         return e / np.sum(e)
 
-    v = _SparseRows.from_sets(sets, softmax_weights, n)
+    v = SparseRows.from_sets(sets, softmax_weights, n)
     if k2 != 1:
         v = v.query_expansion(initial_rank[:, :k2])
     return v

@@ -11,7 +11,7 @@ class cuhkSYSU(ImageDataset):  # noqa: N801 - the registered name users put in D
     As in ACL-DGReID, the identity is the file-name token before the first ``_`` (``p1234_s5678.jpg`` -> ``p1234``),
     relabelled to ``"cuhkSYSU_<label>"``; every image gets the dummy camera ``"cuhkSYSU_0"``.
     Difference from the reference: labels follow the SORTED identity tokens. The reference numbers them in Python
-    ``set`` iteration order, which changes from run to run with string-hash randomisation (REFERENCE.md §9.9), so it
+    ``set`` iteration order, which changes from run to run with string-hash randomisation, so it
     cannot be reproduced; the result is the same partition with a reproducible numbering.
     """
 

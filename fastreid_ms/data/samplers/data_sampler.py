@@ -31,7 +31,7 @@ def sampler_seeds(seed: int, count: int) -> List[int]:
     return [int(rs.randint(2 ** 31)) for _ in range(count)]
 
 
-def _resolve_rank(rank: Optional[int], world_size: Optional[int]):
+def resolve_rank(rank: Optional[int], world_size: Optional[int]):
     rank = comm.get_rank() if rank is None else int(rank)
     world_size = comm.get_world_size() if world_size is None else int(world_size)
     if not 0 <= rank < world_size:
@@ -49,7 +49,7 @@ class TrainingSampler:
             raise ValueError(f"TrainingSampler needs a non-empty dataset, got size {size}")
         self._size, self._shuffle = int(size), shuffle
         self._seed = int(shared_random_seed() if seed is None else seed)
-        self._rank, self._world_size = _resolve_rank(rank, world_size)
+        self._rank, self._world_size = resolve_rank(rank, world_size)
 
     @property
     def seed(self) -> int:
@@ -76,7 +76,7 @@ class InferenceSampler:
         if size <= 0:
             raise ValueError(f"InferenceSampler needs a non-empty dataset, got size {size}")
         self._size = int(size)
-        rank, world_size = _resolve_rank(rank, world_size)
+        rank, world_size = resolve_rank(rank, world_size)
         shard = (self._size - 1) // world_size + 1
         self._local_indices = range(shard * rank, min(shard * (rank + 1), self._size))
 

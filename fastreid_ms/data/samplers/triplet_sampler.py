@@ -5,7 +5,7 @@ from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from .data_sampler import _resolve_rank, shared_random_seed
+from .data_sampler import resolve_rank, shared_random_seed
 
 
 def reorder_index(batch_indices: List[int], world_size: int) -> List[int]:
@@ -31,7 +31,7 @@ class _IdentitySampler:
         self.data_source = data_source
         self.num_instances = num_instances
         self.num_pids_per_batch = mini_batch_size // num_instances
-        self._rank, self._world_size = _resolve_rank(rank, world_size)
+        self._rank, self._world_size = resolve_rank(rank, world_size)
         self.batch_size = mini_batch_size * self._world_size
         self.pid_index = defaultdict(list)
         for index, info in enumerate(data_source):
@@ -62,7 +62,7 @@ class _IdentitySampler:
 
 
 class NaiveIdentitySampler(_IdentitySampler):
-    """P ids x K images per batch, infinite (the reference algorithm, REFERENCE.md §3.4).
+    """P ids x K images per batch, infinite (the reference algorithm).
 
     Per pass over the ids: while at least P ids are available, draw P of them without replacement
     (``choice(avl_pids, P, replace=False)``); on an id's first use in the pass, take its indices (topped up to K by

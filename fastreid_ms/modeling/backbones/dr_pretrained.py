@@ -1,4 +1,4 @@
-"""ImageNet IBN-a ResNet weights -> dynamic-router ResNet (the reference builder's weight surgery, REFERENCE.md 4.3).
+"""ImageNet IBN-a ResNet weights -> dynamic-router ResNet (the reference builder's weight surgery).
 
 :func:`dr_pretrained_state` is pure numpy: it maps a ResNet-IBN-a state dict (``conv1``, ``bn1``,
 ``layer{1-4}.{i}.*`` with ``bn1.IN.* / bn1.BN.*`` in stages 1-3, ``fc.*``) onto the DR model's state, key by key in

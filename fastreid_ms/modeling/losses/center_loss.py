@@ -17,7 +17,7 @@ def check_center_labels(labels, num_classes: int) -> np.ndarray:
 def centerLoss(distmat: Tensor, labels, *, clamp_masked_entries: bool = True) -> Tensor:
     """``(distmat * onehot(labels)).clamp(1e-12, 1e12).sum() / N``.
 
-    Reference quirk (REFERENCE.md section 9, item 19), kept by default: the clamp runs on the masked matrix, so every
+    Reference quirk, kept by default: the clamp runs on the masked matrix, so every
     non-target entry (0 after masking) becomes 1e-12 and adds ``(C - 1) * 1e-12`` per row. With
     ``clamp_masked_entries=False`` only the target entries are clamped and summed. ``distmat`` is (N, C) (the
     ``center_distmat`` of MetaEmbeddingHead), ``labels`` (N,) in ``[0, C)`` (Tensor; numpy accepted in PyNative;

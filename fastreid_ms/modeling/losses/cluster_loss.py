@@ -1,6 +1,6 @@
 """Routing-path clustering terms of ACL-DGReID (``losses/cluster_loss.py``: ``intraCluster``, ``interCluster``).
 
-Reference quirks kept by default (REFERENCE.md section 9, item 6), each with a switch:
+Reference quirks kept by default, each with a switch:
 
 * the domain "centroid" is ``x.mean()`` over ALL elements of the domain's (n_d, 16) block, a scalar, not the
   per-dimension centroid. ``per_dimension_centroid=True`` uses ``x.mean(0)`` instead (changes the numbers);

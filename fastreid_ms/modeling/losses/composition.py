@@ -367,7 +367,7 @@ def acl_cls_accuracy(outputs: Mapping[str, Tensor], gt_labels, num_classes: Opti
     """Top-1 accuracy of ``pred_class_logits{d+1}`` on the rows of each domain present (selected by label range),
     as ``{domain index: accuracy}`` in domain order. Logging only.
 
-    Reference quirk (REFERENCE.md section 9, item 8), kept by default: the predictions (local class indices of
+    Reference quirk, kept by default: the predictions (local class indices of
     domain d) are compared with the GLOBAL labels, so domains 1 and 2 report wrong accuracies; the reference writes
     all values to the same ``cls_accuracy`` scalar, so the last domain present is what it logs.
     ``subtract_domain_offset=True`` compares with the local labels instead."""

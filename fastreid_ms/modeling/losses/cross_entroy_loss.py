@@ -64,7 +64,7 @@ def cross_entropy_loss(pred_class_outputs: Tensor, gt_classes, eps: float, alpha
 
     Targets are ``1 - eps`` on the true class and ``eps / (C - 1)`` on every other class; per-sample losses
     ``-sum(t * log_softmax)`` are summed and divided by the number of NON-ZERO per-sample losses (at least 1), not
-    by the batch size (REFERENCE.md section 9, item 19). ``eps < 0`` switches to adaptive smoothing: the smoothing of
+    by the batch size. ``eps < 0`` switches to adaptive smoothing: the smoothing of
     row ``i`` is ``alpha * softmax(pred)[i, y_i]``, taken without gradient like the reference's ``torch.no_grad``.
 
     Graph-compilable. Labels outside ``[0, C)`` are not detected here (they match no class); validate them on the

@@ -121,7 +121,7 @@ def triplet_loss_Meta(embedding: Tensor, targets, margin: float, norm_feat: bool
 
     Deviation: the reference's multi-process gather branch (``comm.get_world_size() > 1``) is not reproduced; the
     loss is computed on the local batch. The MindSpore port this project replaces appended ``(value, index)`` tuples
-    here (MINDSPORE_NOTES.md section 4b, defect 8); this implementation reduces values only.
+    here; this implementation reduces values only.
     """
     labels = label_tensor(targets, "targets")
     if embedding.ndim != 2 or embedding.shape[0] != labels.shape[0]:

@@ -4,9 +4,10 @@ Two normalisations exist on purpose, because the reference uses both and they di
 
 * :func:`normalize` is the reference's ``losses/utils.normalize``: ``x / (||x|| + 1e-12)`` (eps *added* to the norm);
   used by ``triplet_loss_Meta(norm_feat=True)`` and ``domain_SCT_loss(norm_feat=True)``.
-* :func:`l2_normalize` is ``torch.nn.functional.normalize``: ``x / max(||x||, 1e-12)`` (eps *clamps* the norm); used by
-  ``cosine_dist``, the cluster losses and the pairwise circle/cosface losses. ``mindspore.ops.L2Normalize`` is not a
-  substitute (its epsilon 1e-4 acts on the squared norm, see MINDSPORE_NOTES.md section 2).
+* :func:`~fastreid_ms.layers.helpers.l2_normalize` (shared with the layers) is ``torch.nn.functional.normalize``:
+  ``x / max(||x||, 1e-12)`` (eps *clamps* the norm); used by ``cosine_dist``, the cluster losses and the pairwise
+  circle/cosface losses. ``mindspore.ops.L2Normalize`` is not a substitute (its epsilon 1e-4 acts on the squared
+  norm).
 
 Graph-mode contract: every loss takes its integer labels as MindSpore Tensors (:func:`label_tensor`; a numpy array is
 converted in PyNative) and builds its masks with tensor ops, so the losses compile under ``mindspore.jit`` with static
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 import mindspore as ms
 from mindspore import Tensor, ops
+
+from fastreid_ms.layers.helpers import l2_norm, l2_normalize
 
 __all__ = ["label_array", "label_tensor", "check_class_labels", "normalize", "l2_normalize", "euclidean_dist",
            "cosine_dist", "cosine_sim", "same_label_mask", "log_softmax", "l2_norm", "safe_count"]
@@ -88,24 +91,9 @@ def safe_count(count: Tensor) -> Tensor:
     return ops.clamp(count, min=1.0)
 
 
-def l2_norm(x: Tensor, axis: int, keepdim: bool = False) -> Tensor:
-    """Euclidean norm along ``axis`` with torch's semantics: exact for tiny vectors and a zero gradient at 0.
-
-    ``mindspore.ops.norm`` is not used because in MindSpore 2.10 it silently returns ``max(||x||, 1e-12)`` (checked:
-    ``ops.norm([1e-13, 0]) == 1e-12``), which would change ``normalize`` for small vectors."""
-    sq = ops.square(x).sum(axis, keepdims=keepdim)
-    positive = sq > 0
-    return ops.where(positive, ops.sqrt(ops.where(positive, sq, ops.ones_like(sq))), ops.zeros_like(sq))
-
-
 def normalize(x: Tensor, axis: int = -1) -> Tensor:
     """Reference ``losses/utils.normalize``: ``x / (||x||_2 + 1e-12)`` along ``axis``."""
     return 1.0 * x / (l2_norm(x, axis, keepdim=True) + 1e-12)
-
-
-def l2_normalize(x: Tensor, axis: int = 1, eps: float = 1e-12) -> Tensor:
-    """``torch.nn.functional.normalize(x, 2, axis, eps)``: ``x / max(||x||_2, eps)`` along ``axis``."""
-    return x / ops.clamp(l2_norm(x, axis, keepdim=True), min=eps)
 
 
 def euclidean_dist(x: Tensor, y: Tensor) -> Tensor:
