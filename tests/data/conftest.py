@@ -79,8 +79,8 @@ def capture_logs():
 
 @pytest.fixture
 def samples_dir() -> Path:
-    """The real Market-1501 crops (``$FASTREID_MS_SAMPLES_DIR``, default ../shared/samples beside the repo)."""
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
+    """The real Market-1501 crops (``tests/data/samples``, or the folder named by ``FASTREID_MS_SAMPLES_DIR``)."""
+    default = Path(__file__).resolve().parent / "samples"
     path = Path(os.environ.get("FASTREID_MS_SAMPLES_DIR", str(default)))
     if not path.is_dir() or not list(path.glob("*.jpg")):
         pytest.fail(f"sample folder {path} with Market-1501 crops is missing (set FASTREID_MS_SAMPLES_DIR)",

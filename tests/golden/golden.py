@@ -1,4 +1,5 @@
-"""Access to the PyTorch-reference golden fixtures (see ``$FASTREID_MS_GOLDEN_DIR/README.md``).
+"""Access to the PyTorch-reference golden fixtures: ``tests/golden/fixtures`` (its README.md says what each file holds
+and the tolerances), or the folder named by ``FASTREID_MS_GOLDEN_DIR`` to check another fixture set.
 
 Everything a test needs (arrays, settings from ``MANIFEST.json`` info, tolerances from the README's table) is read
 from the fixture folder, so that another fixture set of the same format checks fastreid_ms as well. A missing folder
@@ -14,15 +15,14 @@ from typing import Any, Dict, Iterable, List, Sequence
 import numpy as np
 import pytest
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_DEFAULT_DIR = _REPO_ROOT.parent / "shared" / "golden"
+_DEFAULT_DIR = Path(__file__).resolve().parent / "fixtures"
 
 
 def golden_dir() -> Path:
     path = Path(os.environ.get("FASTREID_MS_GOLDEN_DIR", str(_DEFAULT_DIR)))
     if not path.is_dir():
         pytest.fail(f"golden fixture folder {path} does not exist: set FASTREID_MS_GOLDEN_DIR to the folder holding "
-                    f"the reference fixtures (default ../shared/golden beside the repository)", pytrace=False)
+                    f"the reference fixtures (default tests/golden/fixtures in the repository)", pytrace=False)
     return path
 
 
