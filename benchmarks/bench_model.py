@@ -11,17 +11,21 @@ compiled passes unless ``MODEL.COMPILE False``) and feeds the trainer fixed synt
 medians of ``--runs`` timed runs after the first (compiling) call of each, whose extra time is reported as
 ``compile_s`` (the sum over the passes). Default setting: 3x256x128 images, batch 16, the real class counts of the mix
 setting (11934, 751, 1041); ``INPUT.SIZE_TRAIN "[64, 32]"`` gives the demo's image size. It then profiles one meta
-iteration by parts (each pass, the fast-weight writes, each optimizer update) and prints them sorted by time, and
-ends with one JSON line: ``eval_forward_s``, ``basic_step_s``, ``meta_iteration_s``, ``peak_rss_mb``,
-``compile_s``, ``mode``.
+iteration by parts (each pass, the fast-weight writes, each optimizer update) and prints them sorted by time, runs
+one more meta iteration under ``mindspore.Profiler`` and prints the operator types that took the most time (on CPU,
+from the profiler's ``cpu_op_type_info`` table; ``--profile-dir`` keeps the raw profile), and ends with one JSON
+line: ``eval_forward_s``, ``basic_step_s``, ``meta_iteration_s``, ``peak_rss_mb``, ``compile_s``, ``mode``.
 
-Usage: python benchmarks/bench_model.py [--batch 16] [--runs 3] [--classes 11934,751,1041] [KEY VALUE ...]
+Usage: python benchmarks/bench_model.py [--batch 16] [--runs 3] [--classes 11934,751,1041] [--profile-dir DIR]
+       [KEY VALUE ...]
 """
 import argparse
+import csv
 import itertools
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,6 +79,9 @@ def main():
     parser.add_argument("--batch", type=int, default=16, help="basic-step batch (meta-test batch: half of it)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--classes", default="11934,751,1041", help="NUM_CLASSES1,2,3")
+    parser.add_argument("--profile-dir", default="", help="keep the operator profile here (default: a temporary "
+                                                          "folder, removed at the end)")
+    parser.add_argument("--top", type=int, default=15, help="operator types to print")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     args = parser.parse_args()
     if args.batch % 4:
@@ -123,6 +130,8 @@ def main():
         meta_first, meta_s = timed(meta_iteration, args.runs)
         compile_s = (eval_first - eval_s) + (basic_first - basic_s) + (meta_first - meta_s)
         parts = profile_meta_iteration(trainer, basic, domain_batches, args.runs)
+        with tempfile.TemporaryDirectory() as scratch:
+            operators = profile_operators(meta_iteration, args.profile_dir or scratch)
         storage.pop_step_losses()
 
     mode = "compiled" if cfg.MODEL.COMPILE else "pynative"
@@ -132,6 +141,14 @@ def main():
     print("one meta iteration by parts (median seconds), slowest first:")
     for name, seconds in sorted(parts.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<28} {seconds:8.4f}")
+    if operators:
+        total = sum(ms for _, _, ms in operators)
+        print(f"operator types in one meta iteration (mindspore.Profiler, {total / 1000:.2f} s of operator time), "
+              f"top {args.top}:")
+        for op_type, count, ms in operators[:args.top]:
+            print(f"  {op_type:<28} {ms / 1000:8.4f} s  {100 * ms / total:5.1f}%  x{count}")
+    else:
+        print("operator types: the profiler wrote no CPU operator table on this device (see --profile-dir)")
     print(json.dumps({"eval_forward_s": round(eval_s, 4), "basic_step_s": round(basic_s, 4),
                       "meta_iteration_s": round(meta_s, 4), "peak_rss_mb": round(max_memory_mb(), 1),
                       "compile_s": round(compile_s, 2), "mode": mode}))
@@ -175,6 +192,22 @@ def profile_meta_iteration(trainer, basic, domain_batches, runs):
              "meta-train pass (fwd+bwd)": mtrain_pass, "meta-test pass + fast weights": mtest_pass_with_fast_weights,
              "meta SGD update (+grad sum)": meta_update}
     return {name: timed(fn, runs)[1] for name, fn in parts.items()}
+
+
+def profile_operators(fn, output_dir):
+    """Run ``fn`` once under ``mindspore.Profiler``; returns [(operator type, calls, total ms)], slowest first,
+    from the CPU operator table the profiler writes (empty when there is none, e.g. on GPU/Ascend)."""
+    profiler = mindspore.Profiler(output_path=output_dir)
+    fn()
+    profiler.analyse()
+    rows = {}
+    for table in Path(output_dir).glob("**/cpu_op_type_info_*.csv"):
+        with open(table, newline="") as f:
+            for row in csv.DictReader(f):
+                count, ms = rows.get(row["op_type"], (0, 0.0))
+                rows[row["op_type"]] = (count + int(row["type_occurrences"]),
+                                        ms + float(row["total_compute_time"]))
+    return sorted(((op, count, ms) for op, (count, ms) in rows.items()), key=lambda r: -r[2])
 
 
 if __name__ == "__main__":
