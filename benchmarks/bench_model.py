@@ -47,18 +47,18 @@ from fastreid_ms.utils.onednn import onednn_isa_decision  # noqa: E402
 
 
 def make_batch(batch, height, width, num_classes, domains, rng):
-    """A PK batch (2 images per id) of the given source domains (ids in each domain's label range)."""
+    """A PK batch of ``batch`` images (2 per id, ``batch // 2`` ids dealt to the given source domains in turn, each
+    id drawn from its domain's label range)."""
     bounds = np.cumsum((0,) + tuple(num_classes))
-    ids, domain_ids = [], []
-    per_domain = batch // len(domains)
-    for d in domains:
-        chosen = rng.choice(np.arange(bounds[d], bounds[d + 1]), size=per_domain // 2, replace=False)
-        ids += list(np.repeat(chosen, 2))
-        domain_ids += [d] * per_domain
-    n = len(ids)
+    pair_domains = [domains[i % len(domains)] for i in range(batch // 2)]
+    ids = {d: iter(rng.choice(np.arange(bounds[d], bounds[d + 1]), size=pair_domains.count(d), replace=False))
+           for d in domains}
+    targets = np.repeat([next(ids[d]) for d in pair_domains], 2)
+    domain_ids = np.repeat(pair_domains, 2)
+    n = len(targets)
     return {"images": rng.integers(0, 256, size=(n, 3, height, width)).astype(np.float32),
-            "targets": np.asarray(ids, dtype=np.int64), "camids": np.zeros(n, dtype=np.int64),
-            "domainids": np.asarray(domain_ids, dtype=np.int64)}
+            "targets": targets.astype(np.int64), "camids": np.zeros(n, dtype=np.int64),
+            "domainids": domain_ids.astype(np.int64)}
 
 
 def timed(fn, runs):
@@ -107,7 +107,7 @@ def main():
         model, itertools.repeat(basic), [itertools.repeat(b) for b in domain_batches], optimizer, optimizer_meta,
         meta_period=cfg.SOLVER.META.PERIOD, first_iter_basic_steps=1,
         adaptor_step_factor=cfg.SOLVER.META.ADAPTOR_STEP_FACTOR,
-        zero_grad_keeps_tensors=cfg.SOLVER.ZERO_GRAD_KEEPS_TENSORS, dp_replicas=cfg.SOLVER.EMULATE_DP_REPLICAS,
+        zero_grad_keeps_tensors=cfg.SOLVER.ZERO_GRAD_KEEPS_TENSORS, dp_replicas=cfg.SOLVER.DP_REPLICAS,
         seed=0, compile=cfg.MODEL.COMPILE)
     eval_pass = EvalPass(model, compile=cfg.MODEL.COMPILE)
 

@@ -9,6 +9,9 @@ from yacs.config import CfgNode as _CfgNode
 BASE_KEY = "_BASE_"
 
 
+# Keys of earlier fastreid_ms versions -> their current names (a clear error instead of "unknown key").
+RENAMED_KEYS = {"SOLVER.EMULATE_DP_REPLICAS": "SOLVER.DP_REPLICAS"}
+
 class ConfigError(ValueError):
     """A config file or override is invalid; the message names the file or key and what was expected."""
 
@@ -64,6 +67,8 @@ class CfgNode(_CfgNode):
         return cfg
 
     def _unknown_key_error(self, key: str, source: str) -> ConfigError:
+        if key in RENAMED_KEYS:
+            return ConfigError(f"config key {key!r} in {source} is now {RENAMED_KEYS[key]!r}")
         known = _flat_keys(self)
         close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
         if not close:

@@ -323,10 +323,13 @@ _C.SOLVER.META.ADAPTOR_STEP_FACTOR = 0.5
 # gradient in later steps, so SGD still applies weight decay and momentum to it. False = PyTorch >= 2 semantics
 # (parameters without a gradient in a step are left untouched).
 _C.SOLVER.ZERO_GRAD_KEEPS_TENSORS = True
-# Emulate torch.nn.DataParallel over this many replicas on one device (the reference's 4-GPU run): every batch is cut
-# into this many contiguous chunks, BN statistics and losses are computed per chunk, losses are averaged, and running
-# statistics come from the first chunk only. 1 = one device, the reference code's single-GPU behaviour.
-_C.SOLVER.EMULATE_DP_REPLICAS = 1
+# Data-parallel replicas R: the number of GPUs of the reference's torch.nn.DataParallel run (its published results
+# used 4). Every global batch (mixed, meta-train, meta-test) is cut into R contiguous chunks as torch.chunk cuts it;
+# each chunk's forward has its own BN batch statistics and losses, the optimized losses are the means over the chunks,
+# and BN running statistics are those of chunk 0. With P processes (--num-gpus / msrun; P must divide R) process p
+# computes chunks p*R/P .. (p+1)*R/P-1 and the others' gradients are averaged in; the same SEED gives the same model
+# on any P. 1 = the reference code on one GPU.
+_C.SOLVER.DP_REPLICAS = 1
 
 # Gradient clipping
 _C.SOLVER.CLIP_GRADIENTS = CN({"ENABLED": False})

@@ -94,37 +94,39 @@ def _per_rank(total: int, world_size: int, key: str) -> int:
     return total // world_size
 
 
-def build_reid_train_loader(cfg, *, combineall: Optional[bool] = None, rank: Optional[int] = None,
-                            world_size: Optional[int] = None,
+def build_reid_train_loader(cfg, *, combineall: Optional[bool] = None,
                             **dataset_kwargs) -> Tuple[ReidDataLoader, List[ReidDataLoader]]:
     """Return ``(train_loader, [domain_loader_0, ...])``: the mixed loader over all ``DATASETS.NAMES`` with
-    ``SOLVER.IMS_PER_BATCH`` images per global batch, and one loader per source domain with half of it (what the
+    ``SOLVER.IMS_PER_BATCH`` images per batch, and one loader per source domain with half of it (what the
     ACL-DGReID meta-learning step draws its meta-train/meta-test batches from).
 
     All loaders are infinite, use ``DATALOADER.SAMPLER_TRAIN`` with ``DATALOADER.NUM_INSTANCE`` images per id and
     ``DATALOADER.NUM_WORKERS`` workers, and are seeded from ``SEED`` (``samplers.sampler_seeds``: the mixed loader
-    takes the first seed, domain d the (d+2)-th, matching the reference's sampler construction order). With
-    ``world_size`` > 1 each rank gets a disjoint part of every global batch. ``train_loader.dataset`` is the
+    takes the first seed, domain d the (d+2)-th, matching the reference's sampler construction order).
+
+    Every process of a data-parallel run gets the same whole (global) batches: a batch depends on ``SEED`` and
+    its position in the stream only, never on the number of processes, and the training step cuts it into the
+    ``SOLVER.DP_REPLICAS`` chunks and computes this process's share of them. ``train_loader.dataset`` is the
     combined ``CommDataset`` (``num_classes``, ``num_classes1/2/3``) and ``train_loader.num_domains`` the number
     of source domains.
     """
-    rank = comm.get_rank() if rank is None else rank
-    world_size = comm.get_world_size() if world_size is None else world_size
     train_set, single_sets = build_train_set(cfg, combineall=combineall, **dataset_kwargs)
     seeds = samplers.sampler_seeds(cfg.SEED, 1 + len(single_sets))
     sampler_name, num_instance = cfg.DATALOADER.SAMPLER_TRAIN, cfg.DATALOADER.NUM_INSTANCE
-    mini_batch_size = _per_rank(cfg.SOLVER.IMS_PER_BATCH, world_size, "SOLVER.IMS_PER_BATCH")
-    domain_batch_size = _per_rank(cfg.SOLVER.IMS_PER_BATCH // 2, world_size, "SOLVER.IMS_PER_BATCH / 2")
+    batch_size = cfg.SOLVER.IMS_PER_BATCH
+    if batch_size < 2:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH={batch_size} must be at least 2 (the per-domain loaders draw half "
+                         f"of it)")
     logger.info("Using training sampler %s (seeds %s)", sampler_name, seeds)
 
-    def loader(dataset, batch_size, seed):
-        sampler = build_train_sampler(sampler_name, dataset, batch_size, num_instance, seed, rank, world_size)
-        return ReidDataLoader(dataset, sampler, batch_size, num_workers=cfg.DATALOADER.NUM_WORKERS, drop_last=True,
-                              seed=seed, rank=rank, prefetch_batches=PREFETCH_BATCHES)
+    def loader(dataset, size, seed):
+        sampler = build_train_sampler(sampler_name, dataset, size, num_instance, seed, rank=0, world_size=1)
+        return ReidDataLoader(dataset, sampler, size, num_workers=cfg.DATALOADER.NUM_WORKERS, drop_last=True,
+                              seed=seed, prefetch_batches=PREFETCH_BATCHES)
 
-    train_loader = loader(train_set, mini_batch_size, seeds[0])
+    train_loader = loader(train_set, batch_size, seeds[0])
     train_loader.num_domains = len(single_sets)
-    single_loaders = [loader(dataset, domain_batch_size, seed) for dataset, seed in zip(single_sets, seeds[1:])]
+    single_loaders = [loader(dataset, batch_size // 2, seed) for dataset, seed in zip(single_sets, seeds[1:])]
     for single in single_loaders:
         single.num_domains = len(single_sets)
     return train_loader, single_loaders
@@ -153,7 +155,7 @@ def build_reid_test_loader(cfg, dataset_name: str, *, rank: Optional[int] = None
     batch_size = _per_rank(cfg.TEST.IMS_PER_BATCH, world_size, "TEST.IMS_PER_BATCH")
     sampler = samplers.InferenceSampler(len(test_set), rank=rank, world_size=world_size)
     loader = ReidDataLoader(test_set, sampler, batch_size, num_workers=cfg.DATALOADER.NUM_WORKERS, drop_last=False,
-                            rank=rank, prefetch_batches=PREFETCH_BATCHES)
+                            prefetch_batches=PREFETCH_BATCHES)
     return loader, len(query)
 
 

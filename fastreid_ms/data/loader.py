@@ -5,9 +5,10 @@ Pipeline: ``GeneratorDataset`` over the batch stream of the sampler (one row = t
 ``num_workers`` is 0) -> iterator with a bounded prefetch. Batches come out in sampler order.
 
 Determinism and resume: sample ``j`` of batch ``b`` is transformed with its own generator seeded from
-``(seed, rank, b * batch_size + j)``, and batch-level transforms with one seeded from ``(seed, rank, b)``. A batch is
-thus a function of the seed and its position only - not of the number of workers or of prefetching - and the
-stream can restart at any batch ``n`` by skipping ``n * batch_size`` sampler indices without loading images.
+``(seed, b * batch_size + j)``, and batch-level transforms with one seeded from ``(seed, b)``. A batch is thus a
+function of the seed and its position only - not of the number of workers, of prefetching or of the process that
+loads it - and the stream can restart at any batch ``n`` by skipping ``n * batch_size`` sampler indices without
+loading images.
 """
 import itertools
 import logging
@@ -24,14 +25,14 @@ _SAMPLE_STREAM, _BATCH_STREAM = 0, 1
 _IMAGE_READ_ERROR = re.compile(r"ImageReadError: ((?:cannot read image|image file not found).*)")
 
 
-def sample_rng(seed: int, rank: int, position: int) -> np.random.Generator:
-    """The generator of the sample at ``position`` in the stream of ``rank``."""
-    return np.random.default_rng(np.random.SeedSequence([seed, rank, _SAMPLE_STREAM, position]))
+def sample_rng(seed: int, position: int) -> np.random.Generator:
+    """The generator of the sample at ``position`` in the stream."""
+    return np.random.default_rng(np.random.SeedSequence([seed, _SAMPLE_STREAM, position]))
 
 
-def batch_rng(seed: int, rank: int, batch_index: int) -> np.random.Generator:
+def batch_rng(seed: int, batch_index: int) -> np.random.Generator:
     """The generator of the batch-level transforms of batch ``batch_index``."""
-    return np.random.default_rng(np.random.SeedSequence([seed, rank, _BATCH_STREAM, batch_index]))
+    return np.random.default_rng(np.random.SeedSequence([seed, _BATCH_STREAM, batch_index]))
 
 
 class _BatchIndexStream:
@@ -55,17 +56,17 @@ class _BatchIndexStream:
 class _BatchReader:
     """The map operation (runs in the workers): read and transform every image of one batch."""
 
-    def __init__(self, dataset, batch_size: int, seed: int, rank: int):
-        self.dataset, self.batch_size, self.seed, self.rank = dataset, batch_size, seed, rank
+    def __init__(self, dataset, batch_size: int, seed: int):
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
 
     def __call__(self, batch_index, indices):
         batch_index = int(batch_index)
         first = batch_index * self.batch_size
-        images = np.stack([self.dataset.load(int(index), sample_rng(self.seed, self.rank, first + j))
+        images = np.stack([self.dataset.load(int(index), sample_rng(self.seed, first + j))
                            for j, index in enumerate(indices)])
         transform = self.dataset.transform
         if transform is not None and getattr(transform, "batch_transforms", None):
-            images = transform.apply_batch(images, batch_rng(self.seed, self.rank, batch_index))
+            images = transform.apply_batch(images, batch_rng(self.seed, batch_index))
         return np.ascontiguousarray(images, dtype=np.float32), indices
 
 
@@ -75,11 +76,11 @@ class ReidDataLoader:
 
     Args:
         dataset: a ``CommDataset`` (its ``transform`` is applied in the workers).
-        sampler: iterable of dataset indices for this rank (infinite for training).
-        batch_size: images per batch on this rank.
+        sampler: iterable of dataset indices (infinite for training).
+        batch_size: images per batch.
         num_workers: worker processes (``DATALOADER.NUM_WORKERS``); 0 = one background thread in this process.
         drop_last: drop a final incomplete batch (training); False for testing.
-        seed: augmentation seed; rank: this process's rank (enters the augmentation seeds).
+        seed: augmentation seed.
         prefetch_batches: batches prepared ahead of the consumer (bounds memory: one 64 x 3 x 256 x 128 batch is
             25 MB).
         start_batch: first batch of the stream (as after ``load_state_dict({"batches_consumed": start_batch})``).
@@ -90,7 +91,7 @@ class ReidDataLoader:
     """
 
     def __init__(self, dataset, sampler, batch_size: int, *, num_workers: int = 0, drop_last: bool = True,
-                 seed: int = 0, rank: int = 0, prefetch_batches: int = 2, start_batch: int = 0):
+                 seed: int = 0, prefetch_batches: int = 2, start_batch: int = 0):
         if batch_size <= 0:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         if num_workers < 0:
@@ -101,7 +102,6 @@ class ReidDataLoader:
         self.num_workers = int(num_workers)
         self.drop_last = drop_last
         self.seed = int(seed)
-        self.rank = int(rank)
         self.prefetch_batches = max(1, int(prefetch_batches))
         self._batches_consumed = int(start_batch)
         self._iterator = None
@@ -135,7 +135,7 @@ class ReidDataLoader:
 
         source = _BatchIndexStream(self.sampler, self.batch_size, start_batch, self.drop_last)
         data = ds.GeneratorDataset(source, column_names=["batch_index", "indices"], shuffle=False)
-        reader = _BatchReader(self.dataset, self.batch_size, self.seed, self.rank)
+        reader = _BatchReader(self.dataset, self.batch_size, self.seed)
         data = data.map(operations=reader, input_columns=["batch_index", "indices"],
                         output_columns=["images", "indices"], num_parallel_workers=max(1, self.num_workers),
                         python_multiprocessing=self.num_workers > 0)

@@ -13,7 +13,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from fastreid_ms.modeling.passes import EvalPass
+from fastreid_ms.modeling.passes import EvalPass, process_chunks
+from fastreid_ms.solver import warmup_iterations
 from fastreid_ms.utils import comm
 from fastreid_ms.utils.checkpoint import Checkpointer
 from fastreid_ms.utils.env import seed_all_rng, set_device
@@ -151,9 +152,8 @@ class DefaultTrainer(TrainerBase):
 
     Construction (reference order): train loaders -> :meth:`auto_scale_hyperparams` (class counts from the data)
     -> :meth:`build_model` (several processes: all start from rank 0's values) -> :meth:`build_optimizer` (and
-    the meta optimizer) -> ``iters_per_epoch = len(train set) // SOLVER.IMS_PER_BATCH``, ``SOLVER.WARMUP_ITERS``
-    (in epochs) x iters_per_epoch ->
-    :meth:`build_lr_scheduler` -> the step trainer (:class:`MetaLearningTrainer`, :class:`AMPTrainer` or
+    the meta optimizer) -> ``iters_per_epoch = len(train set) // SOLVER.IMS_PER_BATCH`` ->
+    :meth:`build_lr_scheduler` (warm-up: ``SOLVER.WARMUP_ITERS`` epochs x iters_per_epoch) -> the step trainer (:class:`MetaLearningTrainer`, :class:`AMPTrainer` or
     :class:`SimpleTrainer`) -> :class:`Checkpointer` -> :meth:`build_hooks`. Every ``build_*`` is a classmethod a
     research script can override. Then ``resume_or_load(resume)`` and ``train()``.
 
@@ -168,6 +168,7 @@ class DefaultTrainer(TrainerBase):
         if not logger.handlers:
             setup_logger()
         cfg = cfg.clone()
+        check_solver_config(cfg, comm.get_world_size())
         self.meta = bool(cfg.SOLVER.META.ENABLED)
         data_loader, domain_loaders = self.build_train_loader(cfg)
         cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset)
@@ -180,14 +181,11 @@ class DefaultTrainer(TrainerBase):
         if self.iters_per_epoch < 1:
             raise ValueError(f"the training set has {len(data_loader.dataset)} images, fewer than one batch "
                              f"(SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH})")
-        cfg.defrost()
         if cfg.SOLVER.WARMUP_ITERS > cfg.SOLVER.MAX_EPOCH:
             raise ValueError(f"SOLVER.WARMUP_ITERS={cfg.SOLVER.WARMUP_ITERS} counts EPOCHS in fastreid_ms (as in "
                              f"ACL-DGReID) and exceeds SOLVER.MAX_EPOCH={cfg.SOLVER.MAX_EPOCH}; upstream FastReID "
                              f"configs give it in iterations - divide by the iterations per epoch "
                              f"({self.iters_per_epoch})")
-        cfg.SOLVER.WARMUP_ITERS = int(cfg.SOLVER.WARMUP_ITERS * self.iters_per_epoch)
-        cfg.freeze()
 
         if self.meta:
             self._trainer = MetaLearningTrainer(
@@ -195,12 +193,12 @@ class DefaultTrainer(TrainerBase):
                 meta_period=cfg.SOLVER.META.PERIOD, first_iter_basic_steps=cfg.SOLVER.META.FIRST_ITER_BASIC_STEPS,
                 adaptor_step_factor=cfg.SOLVER.META.ADAPTOR_STEP_FACTOR,
                 zero_grad_keeps_tensors=cfg.SOLVER.ZERO_GRAD_KEEPS_TENSORS,
-                dp_replicas=cfg.SOLVER.EMULATE_DP_REPLICAS, seed=_derived_seed(cfg.SEED, "meta"),
+                dp_replicas=cfg.SOLVER.DP_REPLICAS, seed=_derived_seed(cfg.SEED, "meta"),
                 compile=cfg.MODEL.COMPILE)
         else:
             trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
             self._trainer = trainer_cls(model, data_loader, optimizer, compile=cfg.MODEL.COMPILE,
-                                        dp_replicas=cfg.SOLVER.EMULATE_DP_REPLICAS,
+                                        dp_replicas=cfg.SOLVER.DP_REPLICAS,
                                         zero_grad_keeps_tensors=cfg.SOLVER.ZERO_GRAD_KEEPS_TENSORS)
         self.grad_scaler = self._trainer.grad_scaler
         self.model = self._trainer.model
@@ -220,7 +218,7 @@ class DefaultTrainer(TrainerBase):
                                          **checkpointables)
         self.start_epoch = 0
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
-        self.warmup_iters = cfg.SOLVER.WARMUP_ITERS
+        self.warmup_iters = warmup_iterations(cfg, self.iters_per_epoch)
         self.delay_epochs = cfg.SOLVER.DELAY_EPOCHS
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
@@ -364,6 +362,24 @@ class DefaultTrainer(TrainerBase):
         if frozen:
             cfg.freeze()
         return cfg
+
+
+def check_solver_config(cfg, world_size: int) -> None:
+    """Settings that cannot work together, as one ValueError naming the keys, before anything is built:
+    ``SOLVER.DP_REPLICAS`` must be a multiple of the process count and, with several processes, give every
+    replica images of each batch (the meta-test batch is half of ``SOLVER.IMS_PER_BATCH``); mixed precision is
+    not available with the meta-learning schedule."""
+    replicas = cfg.SOLVER.DP_REPLICAS
+    if replicas < 1 or replicas % world_size:
+        raise ValueError(f"SOLVER.DP_REPLICAS={replicas} must be a positive multiple of the number of processes "
+                         f"({world_size}): each process computes DP_REPLICAS / processes chunks of every batch")
+    smallest = cfg.SOLVER.IMS_PER_BATCH // 2 if cfg.SOLVER.META.ENABLED else cfg.SOLVER.IMS_PER_BATCH
+    if world_size > 1:
+        process_chunks(smallest, replicas, 0, world_size)
+    if cfg.SOLVER.AMP.ENABLED and cfg.SOLVER.META.ENABLED:
+        raise ValueError("SOLVER.AMP.ENABLED True with SOLVER.META.ENABLED True is not supported: the meta step's "
+                         "inner update (fast weights from the meta-train gradients) and its second gradient are "
+                         "not loss-scaled; set SOLVER.AMP.ENABLED False")
 
 
 def _derived_seed(seed: int, purpose: str) -> Optional[int]:

@@ -135,7 +135,7 @@ class MetaLearningTrainer(SimpleTrainer):
         optimizer / optimizer_meta: the main optimizer and the meta optimizer (same Parameters, same order).
         meta_period, first_iter_basic_steps, adaptor_step_factor: ``SOLVER.META.*``.
         zero_grad_keeps_tensors: ``SOLVER.ZERO_GRAD_KEEPS_TENSORS``.
-        dp_replicas: ``SOLVER.EMULATE_DP_REPLICAS``.
+        dp_replicas: ``SOLVER.DP_REPLICAS``.
         seed: seed of the meta-test domain draws.
         compile: run the passes, the fast-weight writes and the updates as compiled graphs (``MODEL.COMPILE``).
     """
@@ -148,7 +148,7 @@ class MetaLearningTrainer(SimpleTrainer):
             raise ValueError("the main and the meta optimizer must hold the same Parameters in the same order")
         if meta_period < 1 or first_iter_basic_steps < 1 or dp_replicas < 1:
             raise ValueError(f"SOLVER.META.PERIOD ({meta_period}), SOLVER.META.FIRST_ITER_BASIC_STEPS "
-                             f"({first_iter_basic_steps}) and SOLVER.EMULATE_DP_REPLICAS ({dp_replicas}) must be >= 1")
+                             f"({first_iter_basic_steps}) and SOLVER.DP_REPLICAS ({dp_replicas}) must be >= 1")
         if len(domain_loaders) < 2:
             raise ValueError(f"meta-learning needs at least 2 source domains (DATASETS.NAMES), got "
                              f"{len(domain_loaders)}")

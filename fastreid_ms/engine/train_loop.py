@@ -166,8 +166,9 @@ class SimpleTrainer(TrainerBase):
     domainids, phase)`` returning the loss dict in training mode); the optimized loss is the sum of the dict's values.
     A parameter whose gradient is exactly zero (one the losses do not reach) is left untouched by the optimizer, as
     PyTorch leaves a parameter with ``.grad`` None; with ``zero_grad_keeps_tensors`` (PyTorch 1.x ``zero_grad``) a
-    parameter keeps being updated once it has had a gradient. ``dp_replicas`` emulates ``torch.nn.DataParallel``
-    over that many devices on this one (see TrainPass).
+    parameter keeps being updated once it has had a gradient. ``dp_replicas`` (``SOLVER.DP_REPLICAS``) reproduces
+    ``torch.nn.DataParallel`` over that many devices, shared out over the processes of a data-parallel run (every
+    process reads the same whole batches; see TrainPass).
     """
 
     def __init__(self, model, data_loader, optimizer, *, compile: bool = True, dp_replicas: int = 1,
@@ -179,7 +180,7 @@ class SimpleTrainer(TrainerBase):
         self._data_loader_iter = iter(data_loader)
         self.optimizer = optimizer
         self.train_pass = TrainPass(model, optimizer.parameters, compile=compile, replicas=dp_replicas,
-                                    world_size=comm.get_world_size())
+                                    world_size=comm.get_world_size(), rank=comm.get_rank())
         self.grad_mask = StickyGradMask(len(optimizer.parameters), keeps_tensors=zero_grad_keeps_tensors)
 
     @property

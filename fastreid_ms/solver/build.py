@@ -9,7 +9,8 @@ from .optim import SGD, Adam, AdamW, GradientClipper, Optimizer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_optimizer", "build_lr_scheduler", "get_default_optimizer_params", "is_norm_cell"]
+__all__ = ["build_optimizer", "build_lr_scheduler", "get_default_optimizer_params", "is_norm_cell",
+           "warmup_iterations"]
 
 _OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
 _NORM_NAME = re.compile(r"Norm|BN")
@@ -140,19 +141,26 @@ def build_optimizer(cfg, model, flag: Optional[str] = None) -> Tuple[Optimizer, 
     return optimizer, params
 
 
+def warmup_iterations(cfg, iters_per_epoch: int) -> int:
+    """``SOLVER.WARMUP_ITERS`` counts epochs in fastreid_ms, as in ACL-DGReID: the warm-up lasts this many
+    iterations."""
+    return int(cfg.SOLVER.WARMUP_ITERS * iters_per_epoch)
+
+
 def build_lr_scheduler(cfg, optimizer: Optimizer, iters_per_epoch: int) -> Dict[str, Any]:
     """``{"lr_sched": MultiStepLR | CosineAnnealingLR, "warmup_sched": WarmupLR}`` (no warm-up entry when
     ``SOLVER.WARMUP_ITERS`` is 0).
 
-    ``cfg.SOLVER.WARMUP_ITERS`` must already be in iterations: the trainer multiplies the config value (epochs, in
-    FastReID/ACL-DGReID) by ``iters_per_epoch`` before calling this. Cosine ``T_max = MAX_EPOCH -
-    max(ceil(WARMUP_ITERS / iters_per_epoch), DELAY_EPOCHS)``. The main scheduler is built first, then the warm-up
-    (which leaves ``lr = base * WARMUP_FACTOR``), as in the reference.
+    ``SOLVER.WARMUP_ITERS`` is in epochs (FastReID/ACL-DGReID's trainer multiplies it by ``iters_per_epoch``):
+    the warm-up scheduler runs :func:`warmup_iterations` iterations. Cosine ``T_max = MAX_EPOCH -
+    max(ceil(warm-up iterations / iters_per_epoch), DELAY_EPOCHS)``. The main scheduler is built first, then the
+    warm-up (which leaves ``lr = base * WARMUP_FACTOR``), as in the reference.
     """
     if iters_per_epoch <= 0:
         raise ValueError(f"build_lr_scheduler: iters_per_epoch must be positive, got {iters_per_epoch}")
     solver = cfg.SOLVER
-    t_max = solver.MAX_EPOCH - max(math.ceil(solver.WARMUP_ITERS / iters_per_epoch), solver.DELAY_EPOCHS)
+    warmup_iters = warmup_iterations(cfg, iters_per_epoch)
+    t_max = solver.MAX_EPOCH - max(math.ceil(warmup_iters / iters_per_epoch), solver.DELAY_EPOCHS)
     if solver.SCHED == "MultiStepLR":
         main = lr_scheduler.MultiStepLR(optimizer, milestones=list(solver.STEPS), gamma=solver.GAMMA)
     elif solver.SCHED == "CosineAnnealingLR":
@@ -161,8 +169,8 @@ def build_lr_scheduler(cfg, optimizer: Optimizer, iters_per_epoch: int) -> Dict[
         raise ValueError(f"SOLVER.SCHED={solver.SCHED!r} is not supported; expected 'MultiStepLR' or "
                          f"'CosineAnnealingLR'")
     scheduler = {"lr_sched": main}
-    if solver.WARMUP_ITERS > 0:
+    if warmup_iters > 0:
         scheduler["warmup_sched"] = lr_scheduler.WarmupLR(optimizer, warmup_factor=solver.WARMUP_FACTOR,
-                                                          warmup_iters=solver.WARMUP_ITERS,
+                                                          warmup_iters=warmup_iters,
                                                           warmup_method=solver.WARMUP_METHOD)
     return scheduler

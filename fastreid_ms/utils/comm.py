@@ -1,37 +1,27 @@
-"""Process-group helpers over ``mindspore.communication``; rank 0 of world size 1 when it is not initialised."""
+"""Process-group helpers over ``mindspore.communication``; rank 0 of world size 1 when it is not initialised.
+
+Each collective is one call whatever the number of values (the arrays are flattened into one buffer first)."""
 import numpy as np
+from mindspore import Tensor, ops
+from mindspore import communication
+
+from .params import assign_values
 
 
 def _inited() -> bool:
-    try:
-        from mindspore.communication import GlobalComm
-    except ImportError:
-        return False
-    return bool(GlobalComm.INITED)
+    return bool(communication.GlobalComm.INITED)
 
 
 def get_world_size() -> int:
-    if not _inited():
-        return 1
-    from mindspore.communication import get_group_size
-
-    return get_group_size()
+    return communication.get_group_size() if _inited() else 1
 
 
 def get_rank() -> int:
-    if not _inited():
-        return 0
-    from mindspore.communication import get_rank as _get_rank
-
-    return _get_rank()
+    return communication.get_rank() if _inited() else 0
 
 
 def get_local_rank() -> int:
-    if not _inited():
-        return 0
-    from mindspore.communication import get_local_rank as _get_local_rank
-
-    return _get_local_rank()
+    return communication.get_local_rank() if _inited() else 0
 
 
 def is_main_process() -> bool:
@@ -42,20 +32,14 @@ def synchronize() -> None:
     """Barrier across all processes (no-op for a single process)."""
     if get_world_size() == 1:
         return
-    import mindspore
-    from mindspore import ops
-
-    ops.AllReduce()(mindspore.Tensor(np.zeros(1, np.float32))).asnumpy()
+    ops.AllReduce()(Tensor(np.zeros(1, np.float32))).asnumpy()
 
 
 def all_reduce_sum(array: np.ndarray) -> np.ndarray:
     """Sum a numpy array over all processes."""
     if get_world_size() == 1:
         return np.asarray(array)
-    import mindspore
-    from mindspore import ops
-
-    return ops.AllReduce()(mindspore.Tensor(np.asarray(array))).asnumpy()
+    return ops.AllReduce()(Tensor(np.asarray(array))).asnumpy()
 
 
 def broadcast_cell_state(cell) -> None:
@@ -72,8 +56,6 @@ def broadcast_cell_state(cell) -> None:
     if get_rank() != 0:
         flat = np.zeros_like(flat)
     flat = all_reduce_sum(flat)
-    from .params import assign_values
-
     offset, values = 0, []
     for array in arrays:
         values.append(flat[offset:offset + array.size].reshape(array.shape).astype(array.dtype))

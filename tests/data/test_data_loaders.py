@@ -154,9 +154,9 @@ def test_train_loader_never_runs_dry(make_cfg):
     assert len(batches) == n
 
 
-def test_batch_size_must_split_across_ranks(make_cfg):
-    with pytest.raises(ValueError, match="IMS_PER_BATCH"):
-        build_reid_train_loader(make_cfg(SOLVER__IMS_PER_BATCH=12), rank=0, world_size=8)
+def test_batch_size_must_leave_the_domain_loaders_images(make_cfg):
+    with pytest.raises(ValueError, match="SOLVER.IMS_PER_BATCH=1 must be at least 2"):
+        build_reid_train_loader(make_cfg(SOLVER__IMS_PER_BATCH=1))
 
 
 def test_same_pid_in_two_domains_is_rejected():

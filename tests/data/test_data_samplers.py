@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fastreid_ms.data import build_reid_train_loader
+from fastreid_ms.data import build_reid_train_loader, build_train_sampler
 from fastreid_ms.data.datasets import Market1501, cuhkSYSU
 from fastreid_ms.data.samplers import (BalancedIdentitySampler, InferenceSampler, NaiveIdentitySampler,
                                        TrainingSampler, sampler_seeds)
@@ -79,19 +79,25 @@ def test_too_few_identities_fails_clearly(synthetic_root):
 
 
 @pytest.mark.parametrize("sampler_name", ["NaiveIdentitySampler", "BalancedIdentitySampler", "TrainingSampler"])
-def test_ranks_get_disjoint_parts_of_every_global_batch(make_cfg, sampler_name):
-    """The two ranks' batches partition the global batch; with identity samplers each part is itself P x K."""
+def test_sampler_ranks_get_disjoint_parts_of_every_global_batch(make_cfg, sampler_name):
+    """Samplers built for rank r of 2 (FastReID's sharding, for users who build their own loaders) partition the
+    global stream's batches; with identity samplers each part is itself P x K."""
     cfg = make_cfg(DATALOADER__SAMPLER_TRAIN=sampler_name, SOLVER__IMS_PER_BATCH=16)
-    loaders = [build_reid_train_loader(cfg, rank=r, world_size=2)[0] for r in range(2)]
-    assert all(loader.batch_size == 8 for loader in loaders)
-    global_sampler = loaders[0].sampler
-    global_stream = global_sampler._infinite_indices()
-    rank_streams = [iter(loader.sampler) for loader in loaders]
-    items = loaders[0].dataset.img_items
+    dataset = build_reid_train_loader(cfg)[0].dataset
+    k = cfg.DATALOADER.NUM_INSTANCE
+    shards = [build_train_sampler(sampler_name, dataset, 8, k, seed=3, rank=r, world_size=2) for r in range(2)]
+    global_stream = shards[0]._infinite_indices()
+    rank_streams = [iter(sampler) for sampler in shards]
     for _ in range(10):
         parts = [list(itertools.islice(s, 8)) for s in rank_streams]
         whole = list(itertools.islice(global_stream, 16))
         assert sorted(parts[0] + parts[1]) == sorted(whole)
         if sampler_name != "TrainingSampler":
             for part in parts:
-                _assert_pk(part, items, cfg.DATALOADER.NUM_INSTANCE)
+                _assert_pk(part, dataset.img_items, k)
+
+
+def test_train_loaders_give_every_process_the_whole_batch(make_cfg):
+    """Data-parallel processes all load the global batch (the step takes its share of the replica chunks)."""
+    train_loader, domain_loaders = build_reid_train_loader(make_cfg(SOLVER__IMS_PER_BATCH=16))
+    assert train_loader.batch_size == 16 and all(d.batch_size == 8 for d in domain_loaders)

@@ -37,7 +37,7 @@ def data_root(tmp_path_factory):
 def tiny_opts(data_root, output_dir, max_epoch=2):
     return ["DATASETS.ROOT", data_root, "OUTPUT_DIR", str(output_dir), "MODEL.BACKBONE.PRETRAIN", "False",
             "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.SIZE_TEST", "[64, 32]", "SOLVER.IMS_PER_BATCH", "8",
-            "SOLVER.BASE_LR", "0.004",
+            "SOLVER.BASE_LR", "0.004", "SOLVER.DP_REPLICAS", "1",
             "SOLVER.MAX_EPOCH", str(max_epoch), "SOLVER.WARMUP_ITERS", "1", "SOLVER.CHECKPOINT_PERIOD", "1",
             "SOLVER.META.FIRST_ITER_BASIC_STEPS", "2", "SOLVER.LOG_PERIOD", "1", "DATALOADER.NUM_WORKERS", "0",
             "TEST.EVAL_PERIOD", str(max_epoch), "TEST.IMS_PER_BATCH", "64", "SEED", "7"]

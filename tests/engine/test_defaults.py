@@ -1,5 +1,6 @@
 """Command line, job setup and process launching (fastreid_ms/engine/defaults.py, launch.py)."""
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,10 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from fastreid_ms.config import get_cfg
-from fastreid_ms.engine.defaults import collect_env_info, default_argument_parser, default_setup
+from fastreid_ms.config import ConfigError, get_cfg
+from fastreid_ms.engine.defaults import check_solver_config, collect_env_info, default_argument_parser, default_setup
 from fastreid_ms.engine.launch import build_msrun_command, launch
 
+REPO = Path(__file__).resolve().parents[2]
 launch_module = importlib.import_module("fastreid_ms.engine.launch")  # the package exports launch() itself
 
 
@@ -107,3 +109,36 @@ def test_build_msrun_command_multi_machine():
     assert cmd[7:] == ["--node_rank=1", "train.py"]
     with pytest.raises(ValueError, match="HOST:PORT"):
         build_msrun_command(["t.py"], 2, dist_url="tcp://nohost")
+
+
+def _solver_cfg(**overrides):
+    cfg = get_cfg()
+    cfg.merge_from_file(str(REPO / "configs" / "bagtricks_DR50_mix.yml"))
+    for key, value in overrides.items():
+        cfg.merge_from_list([key, str(value)])
+    return cfg
+
+
+@pytest.mark.parametrize("overrides,world,message", [
+    ({"SOLVER.DP_REPLICAS": 3}, 2, "SOLVER.DP_REPLICAS=3 must be a positive multiple of the number of processes (2)"),
+    ({"SOLVER.DP_REPLICAS": 0}, 1, "SOLVER.DP_REPLICAS=0 must be a positive multiple"),
+    ({"SOLVER.DP_REPLICAS": 4, "SOLVER.IMS_PER_BATCH": 6}, 2, "a batch of 3 images gives 3 torch.chunk chunks"),
+    ({"SOLVER.AMP.ENABLED": True}, 1, "SOLVER.AMP.ENABLED True with SOLVER.META.ENABLED True is not supported"),
+])
+def test_solver_settings_that_cannot_work_are_one_error(overrides, world, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_solver_config(_solver_cfg(**overrides), world)
+
+
+def test_recipe_reproduces_the_four_gpu_dataparallel_run():
+    cfg = _solver_cfg()
+    assert cfg.SOLVER.DP_REPLICAS == 4
+    check_solver_config(cfg, 1)
+    check_solver_config(cfg, 2)
+    check_solver_config(cfg, 4)
+
+
+def test_renamed_key_names_its_new_name():
+    with pytest.raises(ConfigError, match="'SOLVER.EMULATE_DP_REPLICAS' in the command line is now "
+                                          "'SOLVER.DP_REPLICAS'"):
+        get_cfg().merge_from_list(["SOLVER.EMULATE_DP_REPLICAS", "4"])

@@ -167,7 +167,8 @@ def test_lr_scheduler_hook_skips_warmup_step_when_the_loss_scale_changed():
     params = [Parameter(Tensor(np.zeros(1, np.float32)), name="w")]
     opt = SGD(params, lr=1.0, momentum=0.9)
     cfg = get_cfg()
-    cfg.SOLVER.SCHED, cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_FACTOR = "CosineAnnealingLR", 4, 0.2
+    # warm-up: 2 epochs x 2 iterations
+    cfg.SOLVER.SCHED, cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.WARMUP_FACTOR = "CosineAnnealingLR", 2, 0.2
     sched = build_lr_scheduler(cfg, opt, iters_per_epoch=2)
 
     class AmpTrainer(_Trainer):

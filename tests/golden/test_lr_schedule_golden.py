@@ -1,8 +1,8 @@
 """Learning-rate schedule (warm-up + cosine / multi-step) against the PyTorch reference fixture ``lr_schedule``.
 
 The schedulers are built and driven exactly like the reference trainer: ``build_optimizer`` for the main and the
-meta optimizer on a small model (one param group per tensor), ``SOLVER.WARMUP_ITERS`` (epochs) multiplied by
-iterations-per-epoch as DefaultTrainer does, ``build_lr_scheduler`` for each optimizer, one ``LRScheduler`` hook per
+meta optimizer on a small model (one param group per tensor), ``build_lr_scheduler`` for each optimizer (its warm-up
+lasts ``SOLVER.WARMUP_ITERS`` epochs x iterations per epoch, as in the reference trainer), one ``LRScheduler`` hook per
 optimizer, and ``TrainerBase.train``; the lr is read inside ``run_step`` (the value the optimizer step would use).
 Every setting comes from the fixture (arrays, and the scheduler name / warm-up method from MANIFEST info).
 """
@@ -14,7 +14,7 @@ from mindspore import Parameter, Tensor, nn
 from fastreid_ms.config import get_cfg
 from fastreid_ms.engine.hooks import LRScheduler
 from fastreid_ms.engine.train_loop import TrainerBase
-from fastreid_ms.solver import build_lr_scheduler, build_optimizer
+from fastreid_ms.solver import build_lr_scheduler, build_optimizer, warmup_iterations
 
 RTOL = 1e-6  # README: values rounded to float32 once
 
@@ -66,14 +66,14 @@ def _run_case(fx, prefix):
     optimizer, groups = build_optimizer(cfg, model)
     optimizer_meta, _ = build_optimizer(cfg, model, flag="meta")
     assert len(groups) == info["n_param_groups"]
-    # DefaultTrainer: WARMUP_ITERS is given in epochs and converted to iterations
-    cfg.SOLVER.WARMUP_ITERS *= ipe
-    assert cfg.SOLVER.WARMUP_ITERS == int(fx[f"{prefix}_warmup_iters"])
+    # WARMUP_ITERS is given in epochs: the warm-up lasts WARMUP_ITERS x iters_per_epoch iterations
+    warmup_iters = warmup_iterations(cfg, ipe)
+    assert warmup_iters == int(fx[f"{prefix}_warmup_iters"])
     scheduler = build_lr_scheduler(cfg, optimizer, ipe)
     scheduler_meta = build_lr_scheduler(cfg, optimizer_meta, ipe)
     if info["sched"] == "CosineAnnealingLR":
         assert scheduler["lr_sched"].T_max == int(fx[f"{prefix}_t_max"])
-    trainer = _LrRecordingTrainer([optimizer, optimizer_meta], cfg.SOLVER.WARMUP_ITERS, cfg.SOLVER.DELAY_EPOCHS)
+    trainer = _LrRecordingTrainer([optimizer, optimizer_meta], warmup_iters, cfg.SOLVER.DELAY_EPOCHS)
     trainer.register_hooks([LRScheduler(optimizer, scheduler), LRScheduler(optimizer_meta, scheduler_meta)])
     trainer.train(0, cfg.SOLVER.MAX_EPOCH, ipe)
     return trainer, optimizer, optimizer_meta

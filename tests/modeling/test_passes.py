@@ -10,7 +10,7 @@ from mindspore import Tensor
 
 from fastreid_ms.config import get_cfg
 from fastreid_ms.modeling import build_model
-from fastreid_ms.modeling.passes import EvalPass, TrainPass, batch_arrays, replica_chunks
+from fastreid_ms.modeling.passes import EvalPass, TrainPass, batch_arrays, process_chunks, replica_chunks
 from fastreid_ms.utils.checkpoint import load_torch_state_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +78,18 @@ def test_replica_chunks_follow_torch_chunk():
     assert replica_chunks(5, 4) == ((0, 2), (2, 2), (4, 1))   # torch.chunk(5 rows, 4): sizes 2, 2, 1
     assert replica_chunks(64, 4) == ((0, 16), (16, 16), (32, 16), (48, 16))
     assert replica_chunks(3, 1) == ((0, 3),)
+
+
+def test_processes_share_out_the_replica_chunks():
+    """P processes of R replicas: process p computes chunks p*R/P .. (p+1)*R/P - 1 of every global batch."""
+    assert process_chunks(64, 4) == replica_chunks(64, 4)
+    assert process_chunks(64, 4, rank=0, world_size=2) == ((0, 16), (16, 16))
+    assert process_chunks(64, 4, rank=1, world_size=2) == ((32, 16), (48, 16))
+    assert process_chunks(16, 4, rank=3, world_size=4) == ((12, 4),)
+    with pytest.raises(ValueError, match="SOLVER.DP_REPLICAS=3 must be a multiple of the number of processes 2"):
+        process_chunks(12, 3, rank=0, world_size=2)
+    with pytest.raises(ValueError, match="a batch of 5 images gives 3 torch.chunk chunks, not SOLVER.DP_REPLICAS=4"):
+        process_chunks(5, 4, rank=0, world_size=2)
 
 
 def test_dataparallel_emulation_averages_chunks_and_keeps_first_chunk_statistics(model):

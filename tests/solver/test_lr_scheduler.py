@@ -91,18 +91,20 @@ def test_scheduler_state_dict_roundtrip_resumes_the_sequence():
         ms2.load_state_dict({"bogus": 1})
 
 
-@pytest.mark.parametrize("warmup_iters,delay,expected_t_max", [(30, 0, 17), (0, 0, 20), (30, 5, 15), (31, 0, 16)])
-def test_build_lr_scheduler_t_max_and_warmup_entry(warmup_iters, delay, expected_t_max):
+@pytest.mark.parametrize("warmup_epochs,delay,expected_t_max", [(3, 0, 17), (0, 0, 20), (3, 5, 15), (4, 0, 16)])
+def test_build_lr_scheduler_t_max_and_warmup_entry(warmup_epochs, delay, expected_t_max):
     cfg = get_cfg()
     cfg.SOLVER.SCHED = "CosineAnnealingLR"
     cfg.SOLVER.MAX_EPOCH = 20
-    cfg.SOLVER.WARMUP_ITERS = warmup_iters  # already in iterations (the trainer multiplied it)
+    cfg.SOLVER.WARMUP_ITERS = warmup_epochs  # in epochs; the config value is never rewritten
     cfg.SOLVER.DELAY_EPOCHS = delay
     opt = _opt()
     sched = build_lr_scheduler(cfg, opt, iters_per_epoch=10)
+    assert cfg.SOLVER.WARMUP_ITERS == warmup_epochs
     assert sched["lr_sched"].T_max == expected_t_max
-    assert ("warmup_sched" in sched) == (warmup_iters > 0)
-    if warmup_iters:
+    assert ("warmup_sched" in sched) == (warmup_epochs > 0)
+    if warmup_epochs:
+        assert sched["warmup_sched"].warmup_iters == warmup_epochs * 10
         assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * cfg.SOLVER.WARMUP_FACTOR)
     cfg.SOLVER.SCHED = "StepLR"
     with pytest.raises(ValueError, match="SOLVER.SCHED"):
