@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 import numpy as np  # noqa: E402
 
 from fastreid_ms.config import ConfigError, get_cfg  # noqa: E402
-from fastreid_ms.engine import DefaultTrainer  # noqa: E402
+from fastreid_ms.engine import DefaultTrainer, run_tool  # noqa: E402
 from fastreid_ms.utils.checkpoint import Checkpointer  # noqa: E402
 from fastreid_ms.utils.env import set_device  # noqa: E402
 from fastreid_ms.utils.logger import setup_logger  # noqa: E402
@@ -66,19 +66,17 @@ def export_model(cfg, output: str, batch_size: int = 1) -> str:
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     setup_logger(name="fastreid_ms")
-    try:
+
+    def run():
         cfg = get_cfg()
         cfg.merge_from_file(args.config_file)
         cfg.merge_from_list(args.opts)
         cfg.MODEL.BACKBONE.PRETRAIN = False
         cfg.freeze()
         set_device(cfg.MODEL.DEVICE)
-        path = export_model(cfg, args.output, args.batch_size)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"export_model.py: error: {e}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+        print(export_model(cfg, args.output, args.batch_size))
+
+    return run_tool("export_model.py", run)
 
 
 if __name__ == "__main__":

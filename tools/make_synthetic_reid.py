@@ -3,6 +3,10 @@
 Example:
     python tools/make_synthetic_reid.py --root datasets_synthetic --train-ids 32 --test-ids 16
     then point DATASETS.ROOT (or the FASTREID_DATASETS environment variable) at datasets_synthetic
+
+A dataset folder that already holds files written with other settings (or not described by the root's
+synthetic_reid.json) is refused with one line, as are counts below 1; running it again with the same settings
+rewrites the same files.
 """
 import argparse
 import json
@@ -13,6 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fastreid_ms.data.synthetic import ALL_DATASETS, SyntheticSizes, make_synthetic_reid  # noqa: E402
+from fastreid_ms.engine import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -52,4 +57,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_tool("make_synthetic_reid.py", main))

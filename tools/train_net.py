@@ -13,8 +13,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from fastreid_ms.config import ConfigError, get_cfg  # noqa: E402
-from fastreid_ms.engine import DefaultTrainer, default_argument_parser, default_setup, launch  # noqa: E402
+from fastreid_ms.config import get_cfg  # noqa: E402
+from fastreid_ms.engine import DefaultTrainer, default_argument_parser, default_setup, launch, run_tool  # noqa: E402
 from fastreid_ms.evaluation.testing import write_results_json  # noqa: E402
 from fastreid_ms.utils import comm  # noqa: E402
 from fastreid_ms.utils.checkpoint import Checkpointer  # noqa: E402
@@ -56,15 +56,11 @@ def main(args):
 
 
 def cli(argv=None) -> int:
+    """Run :func:`main` (through ``launch``); an input error ends the command with one line on stderr and exit
+    code 2 (``fastreid_ms.engine.run_tool``)."""
     args = default_argument_parser().parse_args(argv)
-    try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except (ConfigError, FileNotFoundError) as e:
-        logging.getLogger("fastreid_ms").debug("fatal configuration error", exc_info=True)
-        print(f"train_net.py: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_tool("train_net.py", launch, main, args.num_gpus, args.num_machines, args.machine_rank,
+                    args.dist_url, (args,))
 
 
 if __name__ == "__main__":

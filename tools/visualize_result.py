@@ -2,7 +2,8 @@
 
 Every rank list is a PNG: the query beside its top-k gallery images, true matches framed green and false ones red;
 ``cmc.png`` plots the CMC curve (``roc.png`` the ROC with TEST.ROC.ENABLED). The model is built with
-``DefaultTrainer.build_model`` and loaded from MODEL.WEIGHTS (fastreid_ms .ckpt or PyTorch .pth)::
+``DefaultTrainer.build_model`` on ``MODEL.DEVICE``, seeded by ``SEED``, and loaded from MODEL.WEIGHTS (fastreid_ms
+.ckpt or PyTorch .pth; required). Input errors end it with one line and exit code 2::
 
     python tools/visualize_result.py --config-file configs/bagtricks_DR50_mix.yml --dataset-name CUHK03 \\
         --output vis_rank_list --num-vis 50 MODEL.WEIGHTS model_best.pth
@@ -15,8 +16,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fastreid_ms.config import get_cfg  # noqa: E402
+from fastreid_ms.data import build_reid_test_loader  # noqa: E402
+from fastreid_ms.engine import DefaultTrainer, run_tool  # noqa: E402
 from fastreid_ms.evaluation import DatasetEvaluator, ReidEvaluator, inference_on_dataset, print_csv_format  # noqa: E402
 from fastreid_ms.evaluation.roc import roc_curve_from_sorted  # noqa: E402
+from fastreid_ms.utils.checkpoint import Checkpointer  # noqa: E402
+from fastreid_ms.utils.env import seed_all_rng, set_device  # noqa: E402
 from fastreid_ms.utils.logger import setup_logger  # noqa: E402
 from fastreid_ms.utils.visualizer import save_cmc_curve, save_rank_lists, save_roc_curve  # noqa: E402
 
@@ -68,14 +73,15 @@ class _KeepDetails(DatasetEvaluator):
 
 
 def main(args) -> None:
-    from fastreid_ms.data import build_reid_test_loader
-    from fastreid_ms.engine import DefaultTrainer
-    from fastreid_ms.utils.checkpoint import Checkpointer
-
     cfg = setup_cfg(args)
     setup_logger(name="fastreid_ms")
+    set_device(cfg.MODEL.DEVICE)
+    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
+    if not cfg.MODEL.WEIGHTS:
+        raise ValueError("MODEL.WEIGHTS is empty: visualize_result.py draws the rank lists of a trained model; give "
+                         "its .ckpt or .pth as MODEL.WEIGHTS")
     model = DefaultTrainer.build_model(cfg)
-    Checkpointer(model).load(cfg.MODEL.WEIGHTS)
+    Checkpointer(model).load(cfg.MODEL.WEIGHTS, checkpointables=[])
     test_loader, num_query = build_reid_test_loader(cfg, dataset_name=args.dataset_name)
     evaluator = _KeepDetails(ReidEvaluator(cfg, num_query, dataset_name=args.dataset_name))
     results = inference_on_dataset(model, test_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED,
@@ -95,4 +101,4 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    main(get_parser().parse_args())
+    sys.exit(run_tool("visualize_result.py", main, get_parser().parse_args()))

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 ALL_DATASETS = ("Market1501", "DukeMTMC", "MSMT17", "cuhkSYSU", "CUHK03")
 _NUM_CAMERAS = {"Market1501": 6, "DukeMTMC": 8, "MSMT17": 15, "cuhkSYSU": 1, "CUHK03": 2}
 _SUMMARY_FILE = "synthetic_reid.json"
+_CUHK03_PLACEHOLDERS = (os.path.join("cuhk03_release", "cuhk-03.mat"), "cuhk03_new_protocol_config_detected.mat",
+                        "cuhk03_new_protocol_config_labeled.mat")
 # default folder of each dataset under the root (FastReID's layouts)
 DATASET_FOLDERS = {"Market1501": "Market-1501-v15.09.15", "DukeMTMC": "DukeMTMC-reID", "MSMT17": "MSMT17_V1",
                    "cuhkSYSU": "cuhk_sysu", "CUHK03": "cuhk03"}
@@ -373,6 +375,11 @@ def _cuhk03(writer: _Writer, sizes: SyntheticSizes, num_classic_splits: int = 2)
         with open(os.path.join(writer.folder, f"splits_classic_{kind}.json"), "w") as f:
             json.dump(classic, f, indent=1)
         summary[kind] = {name: _stats([tuple(e) for e in split[name]]) for name in ("train", "query", "gallery")}
+    # upstream FastReID's / ACL-DGReID's CUHK03 class requires the raw .mat files to exist, and never reads them
+    # once the split JSONs above exist: empty placeholders make the folder readable by those classes too
+    os.makedirs(os.path.join(writer.folder, "cuhk03_release"), exist_ok=True)
+    for placeholder in _CUHK03_PLACEHOLDERS:
+        open(os.path.join(writer.folder, placeholder), "wb").close()
     return {**summary["labeled"], "detected": summary["detected"]}
 
 
@@ -403,17 +410,26 @@ def make_synthetic_reid(root: str, datasets: Sequence[str] = ALL_DATASETS, *, se
     if msmt17_version not in ("V1", "V2"):
         raise ValueError(f"msmt17_version must be 'V1' or 'V2', got {msmt17_version!r}")
     sizes = dict(sizes or {})
+    image_size = [int(v) for v in image_size]
+    if len(image_size) != 2 or min(image_size) < 1:
+        raise ValueError(f"image_size must be (height, width) >= 1, got {image_size}")
+    folders = {**DATASET_FOLDERS, "Market1501": market1501_dir, "MSMT17": f"MSMT17_{msmt17_version}",
+               "CUHK03": cuhk03_dir}
+    written = _read_summary(root)
+    specs = {}
+    for name in datasets:
+        spec = sizes.get(name, SyntheticSizes())
+        specs[name] = spec if isinstance(spec, SyntheticSizes) else SyntheticSizes(**spec)
+        _check_sizes(name, specs[name])
+        _check_existing(root, folders[name], name, written.get(name),
+                        {"seed": seed, "image_size": image_size, "sizes": asdict(specs[name])})
     summary = {}
     for index, name in enumerate(ALL_DATASETS):
         if name not in datasets:
             continue
-        spec = sizes.get(name, SyntheticSizes())
-        spec = spec if isinstance(spec, SyntheticSizes) else SyntheticSizes(**spec)
-        if spec.min_images < 1 or spec.max_images < spec.min_images:
-            raise ValueError(f"{name}: need 1 <= min_images <= max_images, got {spec.min_images}, {spec.max_images}")
+        spec = specs[name]
         rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-        folder = {**DATASET_FOLDERS, "Market1501": market1501_dir, "MSMT17": f"MSMT17_{msmt17_version}",
-                  "CUHK03": cuhk03_dir}[name]
+        folder = folders[name]
         writer = _Writer(name, os.path.join(root, folder), rng, tuple(image_size), _NUM_CAMERAS[name])
         if name in ("Market1501", "DukeMTMC"):
             stats = _market_like(writer, spec, duke=name == "DukeMTMC")
@@ -423,13 +439,51 @@ def make_synthetic_reid(root: str, datasets: Sequence[str] = ALL_DATASETS, *, se
             stats = _cuhk_sysu(writer, spec)
         else:
             stats = _cuhk03(writer, spec)
-        summary[name] = {"folder": writer.folder, "sizes": asdict(spec), **stats}
+        summary[name] = {"folder": writer.folder, "seed": seed, "image_size": image_size, "sizes": asdict(spec),
+                         **stats}
         logger.info("synthetic %s written to %s: %s", name, writer.folder,
                     {k: v for k, v in stats.items() if k in ("train", "query", "gallery")})
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, _SUMMARY_FILE), "w") as f:
-        json.dump({"seed": seed, "image_size": list(image_size), "datasets": summary}, f, indent=1)
+        json.dump({"datasets": {**written, **summary}}, f, indent=1)
     return summary
+
+
+def _check_sizes(name: str, spec: SyntheticSizes) -> None:
+    counts = asdict(spec)
+    positive = ("num_train_ids", "num_test_ids", "min_images", "test_images")
+    bad = {k: v for k, v in counts.items() if v < (1 if k in positive else 0)}
+    if "test_cameras" not in bad and spec.test_cameras < 2:
+        bad["test_cameras"] = spec.test_cameras
+    if bad:
+        raise ValueError(f"synthetic {name}: {bad} - identities, images per id and test images must be >= 1, test "
+                         f"cameras >= 2, the other counts >= 0")
+    if spec.max_images < spec.min_images:
+        raise ValueError(f"synthetic {name}: need min_images <= max_images, got {spec.min_images}, {spec.max_images}")
+
+
+def _read_summary(root: str) -> Dict[str, Dict]:
+    path = os.path.join(root, _SUMMARY_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return dict(json.load(f).get("datasets", {}))
+
+
+def _check_existing(root: str, folder: str, name: str, written: Optional[Dict], settings: Dict) -> None:
+    """Refuse to write into a dataset folder that holds files of other settings (or of unknown origin): the runs
+    would mix (more ids than asked, query ids of one run among the training ids of the other)."""
+    path = os.path.join(root, folder)
+    if not os.path.isdir(path) or not os.listdir(path):
+        return
+    if written is None:
+        raise ValueError(f"{path} already holds files that {_SUMMARY_FILE} does not describe; write the synthetic "
+                         f"{name} into an empty DATASETS.ROOT / --root, or delete that folder")
+    old = {k: written.get(k) for k in settings}
+    if old != settings:
+        changes = ", ".join(f"{k}: {old[k]} -> {settings[k]}" for k in settings if old[k] != settings[k])
+        raise ValueError(f"{path} was written with other settings ({changes}); write into an empty root, or "
+                         f"delete that folder")
 
 
 

@@ -1,5 +1,6 @@
 """Training engine: the hook-driven train loop, standard hooks, command line/job setup and process launching."""
-from .defaults import DefaultPredictor, DefaultTrainer, collect_env_info, default_argument_parser, default_setup
+from .defaults import (INPUT_ERRORS, DefaultPredictor, DefaultTrainer, collect_env_info, default_argument_parser,
+                       default_setup, run_tool)
 from .hooks import (CallbackHook, EvalHook, IterationTimer, LayerFreeze, LRScheduler, PeriodicCheckpointer,
                     PeriodicWriter, PreciseBN)
 from .launch import launch
@@ -8,5 +9,5 @@ from .train_loop import AMPTrainer, DynamicGradScaler, HookBase, SimpleTrainer, 
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "DynamicGradScaler", "CallbackHook",
            "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook", "PreciseBN",
-           "LayerFreeze", "default_argument_parser", "default_setup", "collect_env_info", "launch", "DefaultTrainer",
-           "DefaultPredictor", "MetaLearningTrainer"]
+           "LayerFreeze", "default_argument_parser", "default_setup", "collect_env_info", "run_tool", "INPUT_ERRORS",
+           "launch", "DefaultTrainer", "DefaultPredictor", "MetaLearningTrainer"]

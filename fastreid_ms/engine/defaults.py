@@ -9,23 +9,31 @@ import os
 import platform
 import sys
 from collections import OrderedDict
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
+import mindspore
 import numpy as np
+from PIL import Image
 
+from fastreid_ms.data import build_reid_test_loader, build_reid_train_loader
+from fastreid_ms.data.data_utils import ImageReadError, read_image
+from fastreid_ms.data.transforms import build_transforms
+from fastreid_ms.evaluation import ReidEvaluator, inference_on_dataset, print_csv_format
+from fastreid_ms.modeling import build_model
 from fastreid_ms.modeling.passes import EvalPass, process_chunks
-from fastreid_ms.solver import warmup_iterations
+from fastreid_ms.solver import build_lr_scheduler, build_optimizer, warmup_iterations
 from fastreid_ms.utils import comm
 from fastreid_ms.utils.checkpoint import Checkpointer
 from fastreid_ms.utils.env import seed_all_rng, set_device
 from fastreid_ms.utils.events import CommonMetricPrinter, JSONWriter, StepLossWriter
-from fastreid_ms.utils.logger import setup_logger
+from fastreid_ms.utils.logger import log_traceback_to_files, setup_logger
 from fastreid_ms.utils.onednn import onednn_isa_decision
 from . import hooks
 from .meta_train_loop import MetaLearningTrainer
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["default_argument_parser", "default_setup", "collect_env_info", "DefaultTrainer", "DefaultPredictor"]
+__all__ = ["default_argument_parser", "default_setup", "collect_env_info", "run_tool", "INPUT_ERRORS", "DefaultTrainer",
+           "DefaultPredictor"]
 
 
 def default_argument_parser() -> argparse.ArgumentParser:
@@ -53,8 +61,6 @@ def default_argument_parser() -> argparse.ArgumentParser:
 
 def collect_env_info() -> str:
     """Python, MindSpore, numpy, device target and CPU information, one item per line."""
-    import mindspore
-
     lines = [
         ("sys.platform", sys.platform),
         ("Python", sys.version.replace("\n", " ")),
@@ -68,6 +74,24 @@ def collect_env_info() -> str:
     ]
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
+
+
+# What a command-line tool reports as one line: a bad config key or value, a missing or unreadable file, a setting
+# the data or the machine cannot satisfy.
+INPUT_ERRORS = (ValueError, FileNotFoundError, ImageReadError)
+
+
+def run_tool(tool: str, fn: Callable, *args) -> int:
+    """Run a command-line tool's ``fn(*args)`` and return its exit code: 0, or 2 after an input error
+    (:data:`INPUT_ERRORS`), reported as one line ``<tool>: error: <message>`` on stderr with its traceback written
+    to the log files only (``OUTPUT_DIR/log.txt`` once the job setup has run)."""
+    try:
+        fn(*args)
+    except INPUT_ERRORS as e:
+        log_traceback_to_files(logging.getLogger("fastreid_ms"), f"{tool}: fatal error")
+        print(f"{tool}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def default_setup(cfg, args) -> None:
@@ -109,9 +133,6 @@ class DefaultPredictor:
     """
 
     def __init__(self, cfg):
-        from fastreid_ms.data.transforms import build_transforms
-        from fastreid_ms.modeling import build_model
-
         self.cfg = cfg.clone()
         self.cfg.defrost()
         self.cfg.MODEL.BACKBONE.PRETRAIN = False
@@ -124,17 +145,17 @@ class DefaultPredictor:
         self.eval_pass = EvalPass(self.model, compile=self.cfg.MODEL.COMPILE)
 
     def _prepare(self, image) -> np.ndarray:
-        from PIL import Image
-
-        from fastreid_ms.data.data_utils import read_image
-
-        if isinstance(image, str):
-            image = read_image(image)
+        if isinstance(image, (str, os.PathLike)):
+            image = read_image(os.fspath(image))
         elif isinstance(image, np.ndarray):
             if image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"DefaultPredictor: an image array must be (H, W, 3) RGB, got shape {image.shape}")
             image = Image.fromarray(image.astype(np.uint8))
-        return np.asarray(self.transform(image), dtype=np.float32)
+        elif not isinstance(image, Image.Image):
+            raise TypeError(f"DefaultPredictor: an image is a file path, a PIL image or an (H, W, 3) array, got "
+                            f"{type(image).__name__}")
+        # the test transform is deterministic: the generator is never drawn from
+        return np.asarray(self.transform(image.convert("RGB"), np.random.default_rng(0)), dtype=np.float32)
 
     def __call__(self, images) -> np.ndarray:
         single = not isinstance(images, (list, tuple)) and not (isinstance(images, np.ndarray) and images.ndim == 4)
@@ -224,11 +245,14 @@ class DefaultTrainer(TrainerBase):
         self.register_hooks(self.build_hooks())
 
     def resume_or_load(self, resume: bool = True) -> None:
-        """With ``resume`` and ``OUTPUT_DIR/last_checkpoint``: restore everything and continue at the next epoch;
-        otherwise load ``MODEL.WEIGHTS`` (model only) if set."""
+        """With ``resume`` and ``OUTPUT_DIR/last_checkpoint``: restore everything (the best metric so far included)
+        and continue at the next epoch; otherwise load ``MODEL.WEIGHTS`` (model only) if set."""
         checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if resume and self.checkpointer.has_checkpoint():
             self.start_epoch = int(checkpoint.get("epoch", -1)) + 1
+            for hook in self._hooks:
+                if isinstance(hook, hooks.PeriodicCheckpointer):
+                    hook.restore(checkpoint)
 
     def build_hooks(self) -> List:
         """IterationTimer, LRScheduler (main, then meta), [PreciseBN], [LayerFreeze], EvalHook,
@@ -278,43 +302,31 @@ class DefaultTrainer(TrainerBase):
     # ------------------------------------------------------------------------------------------ builders
     @classmethod
     def build_model(cls, cfg):
-        from fastreid_ms.modeling import build_model
-
         model = build_model(cfg)
         logging.getLogger(__name__).info("Model:\n{}".format(model))
         return model
 
     @classmethod
     def build_optimizer(cls, cfg, model, flag: Optional[str] = None):
-        from fastreid_ms.solver import build_optimizer
-
         return build_optimizer(cfg, model, flag=flag)
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer, iters_per_epoch: int):
-        from fastreid_ms.solver import build_lr_scheduler
-
         return build_lr_scheduler(cfg, optimizer, iters_per_epoch)
 
     @classmethod
     def build_train_loader(cls, cfg):
         """``(mixed loader, [per-domain loaders])`` (:func:`fastreid_ms.data.build_reid_train_loader`)."""
-        from fastreid_ms.data import build_reid_train_loader
-
         logging.getLogger(__name__).info("Prepare training set")
         return build_reid_train_loader(cfg)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name: str):
         """``(loader, num_query)`` (:func:`fastreid_ms.data.build_reid_test_loader`)."""
-        from fastreid_ms.data import build_reid_test_loader
-
         return build_reid_test_loader(cfg, dataset_name)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, num_query: int, output_dir: Optional[str] = None):
-        from fastreid_ms.evaluation import ReidEvaluator
-
         return ReidEvaluator(cfg, num_query, output_dir, dataset_name=dataset_name)
 
     @classmethod
@@ -322,8 +334,6 @@ class DefaultTrainer(TrainerBase):
         """Evaluate ``model`` (a Cell, or an :class:`~fastreid_ms.modeling.passes.EvalPass` whose compiled graph is
         reused, as the trainer's periodic evaluation does) on every ``DATASETS.TESTS`` set; prints FastReID's table
         and returns ``{dataset: results}`` (the results alone for a single set)."""
-        from fastreid_ms.evaluation import inference_on_dataset, print_csv_format
-
         logger = logging.getLogger(__name__)
         results = OrderedDict()
         for dataset_name in cfg.DATASETS.TESTS:

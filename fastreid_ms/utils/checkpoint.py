@@ -140,6 +140,14 @@ def _decode_key(key: Any) -> Any:
     return tuple(key) if isinstance(key, list) else key
 
 
+def _new_file_mode() -> int:
+    """The mode the process umask gives a new file (``mindspore.save_checkpoint`` writes 0400, which teammates
+    cannot read and ``rm`` asks about)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _fsync_dir(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -229,6 +237,7 @@ class Checkpointer:
         tmp = os.path.join(self.save_dir, f".{name}.tmp{os.getpid()}.ckpt")
         try:
             mindspore.save_checkpoint(tensors, tmp, append_dict={_STATE_KEY: json.dumps(skeleton)})
+            os.chmod(tmp, _new_file_mode())
             _fsync_file(tmp)
             os.replace(tmp, save_file)
         except BaseException:
@@ -353,12 +362,17 @@ class Checkpointer:
 class PeriodicCheckpointer:
     """The ACL-DGReID checkpoint schedule, ``step(epoch, metric=...)`` after every epoch:
 
+    * at an evaluation epoch (``(epoch + 1) % period == 0``, or the last epoch) whose ``metric`` beats the best
+      so far: save ``model_best`` first (so that a crash in the saves that follow never leaves a remembered best
+      without its file);
     * ``epoch + 1 > save_every_epoch_after`` (40 in the reference; negative = never): save ``model_{epoch:04d}``;
-    * ``(epoch + 1) % period == 0`` and not the last epoch: save ``model_best`` if ``metric`` improved, then
-      ``model_{epoch:04d}`` (again, so ``last_checkpoint`` names it);
-    * last epoch (``epoch >= max_epoch - 1``): ``model_best`` if improved, then ``model_final``.
+    * ``(epoch + 1) % period == 0`` and not the last epoch: save ``model_{epoch:04d}`` (again, so
+      ``last_checkpoint`` names it);
+    * last epoch (``epoch >= max_epoch - 1``): save ``model_final``.
 
-    Every file holds ``epoch`` and ``metric`` as extra data.
+    Every file holds ``epoch``, ``metric``, ``best_metric`` and ``best_epoch`` as extra data; :meth:`restore` takes
+    the best back from a resumed checkpoint's extra data, so that the first evaluation after ``--resume`` only
+    replaces ``model_best`` when it is better (the reference forgets it and overwrites it).
     """
 
     def __init__(self, checkpointer: Checkpointer, period: int, max_epoch: Optional[int] = None,
@@ -368,22 +382,30 @@ class PeriodicCheckpointer:
         self.max_epoch = max_epoch
         self.save_every_epoch_after = int(save_every_epoch_after)
         self.best_metric = -1
+        self.best_epoch = -1
+
+    def restore(self, extra: Dict[str, Any]) -> None:
+        """Take ``best_metric`` / ``best_epoch`` from a loaded checkpoint's extra data (kept when absent)."""
+        self.best_metric = extra.get("best_metric", self.best_metric)
+        self.best_epoch = int(extra.get("best_epoch", self.best_epoch))
 
     def step(self, epoch: int, **kwargs: Any) -> None:
         if self.max_epoch is None:
             raise ValueError("PeriodicCheckpointer.step: max_epoch is not set")
         epoch = int(epoch)
-        state = {"epoch": epoch, **kwargs}
+        periodic = (epoch + 1) % self.period == 0 and epoch < self.max_epoch - 1
+        last = epoch >= self.max_epoch - 1
+        improved = (periodic or last) and kwargs["metric"] > self.best_metric
+        if improved:
+            self.best_metric, self.best_epoch = kwargs["metric"], epoch
+        state = {"epoch": epoch, **kwargs, "best_metric": self.best_metric, "best_epoch": self.best_epoch}
+        if improved:
+            self.checkpointer.save("model_best", **state)
         if 0 <= self.save_every_epoch_after < epoch + 1:
             self.checkpointer.save("model_{:04d}".format(epoch), **state)
-        if (epoch + 1) % self.period == 0 and epoch < self.max_epoch - 1:
-            if state["metric"] > self.best_metric:
-                self.checkpointer.save("model_best", **state)
-                self.best_metric = state["metric"]
+        if periodic:
             self.checkpointer.save("model_{:04d}".format(epoch), **state)
-        if epoch >= self.max_epoch - 1:
-            if state["metric"] > self.best_metric:
-                self.checkpointer.save("model_best", **state)
+        if last:
             self.checkpointer.save("model_final", **state)
 
     def save(self, name: str, **kwargs: Any) -> None:

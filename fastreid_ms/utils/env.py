@@ -49,8 +49,8 @@ def set_device(device: str) -> str:
     target, device_id = parse_device(device)
     current = mindspore.get_context("device_target")
     if target != "CPU" and not mindspore.hal.is_available(target):
-        raise RuntimeError(f"MODEL.DEVICE={device!r}: MindSpore {mindspore.__version__} reports no usable {target} "
-                           f"device on this machine (driver, toolkit or plugin missing); use MODEL.DEVICE cpu")
+        raise ValueError(f"MODEL.DEVICE={device!r}: MindSpore {mindspore.__version__} reports no usable {target} "
+                         f"device on this machine (driver, toolkit or plugin missing); use MODEL.DEVICE cpu")
     if current == target and device_id is None:
         return target
     if device_id is None:

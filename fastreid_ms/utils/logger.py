@@ -62,9 +62,11 @@ def setup_logger(output: Optional[str] = None, distributed_rank: int = 0, *, col
     return logger
 
 
-def log_first_n(logger: logging.Logger, msg: str, n: int = 1, *, key: str = "", _counts: dict = {}) -> None:
-    """Log ``msg`` at INFO level only the first ``n`` times it (or ``key``) is seen."""
-    k = key or msg
-    _counts[k] = _counts.get(k, 0) + 1
-    if _counts[k] <= n:
-        logger.info(msg)
+def log_traceback_to_files(logger: logging.Logger, message: str) -> None:
+    """Write ``message`` with the traceback of the exception being handled to ``logger``'s log files only (the
+    console keeps the one-line error the caller prints)."""
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, sys.exc_info())
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+

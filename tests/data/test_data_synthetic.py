@@ -122,3 +122,48 @@ def test_ensure_synthetic_datasets_generates_only_missing_folders(tmp_path):
     cfg.DATASETS.TESTS = ("VeRi",)
     with pytest.raises(ValueError, match="VeRi"):
         ensure_synthetic_datasets(cfg)
+
+
+def test_a_second_run_with_other_settings_is_refused_and_the_summary_keeps_every_dataset(tmp_path):
+    small = {"num_train_ids": 3, "num_test_ids": 2}
+    make_synthetic_reid(str(tmp_path), ["Market1501", "CUHK03"], seed=0, image_size=(32, 16),
+                        sizes={"Market1501": small, "CUHK03": small})
+    with pytest.raises(ValueError, match=r"Market-1501-v15.09.15 was written with other settings \(sizes: "):
+        make_synthetic_reid(str(tmp_path), ["Market1501"], seed=0, image_size=(32, 16),
+                            sizes={"Market1501": {"num_train_ids": 8, "num_test_ids": 2}})
+    with pytest.raises(ValueError, match=r"other settings \(seed: 0 -> 1\)"):
+        make_synthetic_reid(str(tmp_path), ["Market1501"], seed=1, image_size=(32, 16), sizes={"Market1501": small})
+    make_synthetic_reid(str(tmp_path), ["Market1501"], seed=0, image_size=(32, 16), sizes={"Market1501": small})
+    make_synthetic_reid(str(tmp_path), ["cuhkSYSU"], seed=0, image_size=(32, 16), sizes={"cuhkSYSU": small})
+    with open(tmp_path / "synthetic_reid.json") as f:
+        assert sorted(json.load(f)["datasets"]) == ["CUHK03", "Market1501", "cuhkSYSU"]
+    assert len({p for _, p, _ in Market1501(root=str(tmp_path)).train}) == 3
+
+
+@pytest.mark.parametrize("sizes,message", [({"num_train_ids": 0}, "'num_train_ids': 0"),
+                                           ({"test_images": -1}, "'test_images': -1"),
+                                           ({"test_cameras": 1}, "'test_cameras': 1")])
+def test_non_positive_counts_are_rejected(tmp_path, sizes, message):
+    with pytest.raises(ValueError, match=message):
+        make_synthetic_reid(str(tmp_path), ["Market1501"], sizes={"Market1501": sizes})
+    assert not (tmp_path / "Market-1501-v15.09.15").exists()
+
+
+def test_cuhk03_folder_has_the_files_upstream_requires(tmp_path):
+    """Upstream FastReID's CUHK03 class checks these files exist before reading the split JSONs."""
+    make_synthetic_reid(str(tmp_path), ["CUHK03"], image_size=(32, 16), sizes={"CUHK03": {"num_train_ids": 3}})
+    folder = tmp_path / "cuhk03"
+    for name in ("cuhk03_release/cuhk-03.mat", "cuhk03_new_protocol_config_detected.mat",
+                 "cuhk03_new_protocol_config_labeled.mat", "splits_new_detected.json", "splits_new_labeled.json",
+                 "splits_classic_detected.json", "splits_classic_labeled.json", "images_detected", "images_labeled"):
+        assert (folder / name).exists(), name
+
+
+def test_cli_refuses_a_root_written_with_other_settings_in_one_line(tmp_path):
+    tool = [sys.executable, str(REPO / "tools" / "make_synthetic_reid.py"), "--root", str(tmp_path), "--datasets",
+            "Market1501", "--test-ids", "2", "--height", "32", "--width", "16"]
+    assert subprocess.run(tool + ["--train-ids", "3"], capture_output=True, text=True, timeout=300).returncode == 0
+    result = subprocess.run(tool + ["--train-ids", "8"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("make_synthetic_reid.py: error:") and "other settings" in lines[0]

@@ -15,7 +15,7 @@ import pytest
 from mindspore import Parameter, Tensor, nn
 
 from fastreid_ms.solver import SGD, CosineAnnealingLR
-from fastreid_ms.utils.checkpoint import Checkpointer
+from fastreid_ms.utils.checkpoint import Checkpointer, PeriodicCheckpointer
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data_files"
@@ -235,3 +235,30 @@ def test_load_pytorch_checkpoint_with_module_prefix(tmp_path, capture_logs):
     for name, param in flat.parameters_and_names():
         np.testing.assert_array_equal(param.asnumpy(), expected["module." + name], err_msg=name)
     assert any("['optimizer'] is not restored" in r.getMessage() for r in records)
+
+
+def test_checkpoints_get_the_umask_mode(tmp_path):
+    """mindspore.save_checkpoint writes 0400; checkpoints are readable by whoever the umask allows, like any file."""
+    previous = os.umask(0o022)
+    try:
+        path = Checkpointer(_Net(), str(tmp_path)).save("model_0000", epoch=0)
+    finally:
+        os.umask(previous)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+def test_best_metric_survives_a_resume(tmp_path):
+    """The first evaluation after a resume replaces model_best only when it beats the best before the crash."""
+    ckpt = Checkpointer(_Net(), str(tmp_path))
+    before = PeriodicCheckpointer(ckpt, 1, max_epoch=4, save_every_epoch_after=-1)
+    before.step(0, metric=50.0)
+    before.step(1, metric=40.0)
+    assert ckpt.load(str(tmp_path / "model_best.ckpt"), checkpointables=[])["epoch"] == 0
+    resumed = PeriodicCheckpointer(Checkpointer(_Net(), str(tmp_path)), 1, max_epoch=4, save_every_epoch_after=-1)
+    resumed.restore(ckpt.resume_or_load("", resume=True))
+    assert (resumed.best_metric, resumed.best_epoch) == (50.0, 0)
+    resumed.step(2, metric=45.0)
+    assert ckpt.load(str(tmp_path / "model_best.ckpt"), checkpointables=[])["epoch"] == 0
+    resumed.step(3, metric=55.0)
+    best = ckpt.load(str(tmp_path / "model_best.ckpt"), checkpointables=[])
+    assert (best["epoch"], best["best_metric"], best["best_epoch"]) == (3, 55.0, 3)

@@ -176,12 +176,28 @@ def test_train_net_trains_then_evaluates_the_checkpoint(data_root, tmp_path, fak
      "unknown config key 'SOLVER.BASE_RL'"),
     (["--config-file", str(REPO / "configs" / "bagtricks_DR50_mix.yml"), "SOLVER.MAX_EPOCH", "many"],
      "SOLVER.MAX_EPOCH"),
+    (["--config-file", str(REPO / "configs" / "bagtricks_DR50_mix.yml"), "SOLVER.DP_REPLICAS", "0"],
+     "SOLVER.DP_REPLICAS=0 must be a positive multiple of the number of processes (1)"),
 ])
-def test_train_net_config_errors_are_one_clear_line(args, expected):
-    result = _run_cli(*args)
+def test_train_net_config_errors_are_one_clear_line(args, expected, tmp_path):
+    result = _run_cli(*args, "OUTPUT_DIR", str(tmp_path))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("train_net.py: error:") and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stdout
+    if (tmp_path / "log.txt").is_file():  # errors after the job setup: the traceback is in the log file
+        assert "Traceback" in (tmp_path / "log.txt").read_text()
+
+
+def test_unusable_device_is_one_error_line(tmp_path):
+    """MindSpore's device probe logs its own warnings about the missing plugin first; the command's error is one
+    line, without a traceback."""
+    result = _run_cli("--config-file", str(REPO / "configs" / "bagtricks_DR50_mix.yml"), "MODEL.DEVICE", "ascend",
+                      "OUTPUT_DIR", str(tmp_path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("train_net.py: error: MODEL.DEVICE='ascend'") and "no usable Ascend device" in last
 
 
 def test_warmup_given_in_iterations_is_rejected_with_a_hint(data_root, tmp_path):

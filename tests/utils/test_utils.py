@@ -49,7 +49,7 @@ def test_set_device_cpu_and_unavailable_device_errors():
     import mindspore
 
     if not mindspore.hal.is_available("GPU"):
-        with pytest.raises(RuntimeError, match="no usable GPU"):
+        with pytest.raises(ValueError, match="no usable GPU"):
             set_device("gpu")
     assert mindspore.get_context("device_target") == "CPU"
 

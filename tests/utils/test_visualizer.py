@@ -1,6 +1,7 @@
 """Rank-list PNGs, CMC/ROC plots (Pillow only) and tools/visualize_result.py end to end with a stand-in model/loader."""
 import importlib.util
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -118,6 +119,7 @@ def test_visualize_result_tool_end_to_end(tmp_path, monkeypatch):
     """The CLI with stand-ins for DefaultTrainer.build_model / build_reid_test_loader / Checkpointer.load."""
     from mindspore import nn
 
+    import fastreid_ms.engine as engine
     import fastreid_ms.utils.checkpoint as checkpoint
 
     rng = np.random.default_rng(1)
@@ -146,12 +148,13 @@ def test_visualize_result_tool_end_to_end(tmp_path, monkeypatch):
         def __init__(self, model):
             self.model = model
 
-        def load(self, path):
-            loaded.append(path)
+        def load(self, path, checkpointables=None):
+            loaded.append((path, checkpointables))
 
     monkeypatch.setitem(sys.modules, "fastreid_ms.data",
                         types.SimpleNamespace(build_reid_test_loader=lambda cfg, dataset_name: (loader, nq)))
-    monkeypatch.setitem(sys.modules, "fastreid_ms.engine", types.SimpleNamespace(DefaultTrainer=Trainer))
+    monkeypatch.setitem(sys.modules, "fastreid_ms.engine",
+                        types.SimpleNamespace(DefaultTrainer=Trainer, run_tool=engine.run_tool))
     monkeypatch.setattr(checkpoint, "Checkpointer", Checkpointer, raising=False)
     tool = _load_tool()
     out = tmp_path / "vis"
@@ -160,7 +163,19 @@ def test_visualize_result_tool_end_to_end(tmp_path, monkeypatch):
          str(out), "--num-vis", "3", "--max-rank", "4", "--vis-label", "MODEL.WEIGHTS", "w.pth",
          "TEST.ROC.ENABLED", "True"])
     tool.main(args)
-    assert loaded == ["w.pth"]
+    assert loaded == [("w.pth", [])]
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert "cmc.png" in pngs and "roc.png" in pngs
     assert len([p for p in pngs if p.startswith("rank_")]) == 3
+
+
+def test_visualize_result_refuses_an_untrained_model_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "visualize_result.py"), "--config-file",
+                             str(REPO / "configs" / "Base-bagtricks.yml"), "--dataset-name", "Market1501",
+                             "--output", str(tmp_path)], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "visualize_result.py: error: MODEL.WEIGHTS is empty: visualize_result.py draws the rank lists of a trained "
+        "model; give its .ckpt or .pth as MODEL.WEIGHTS"]
+    assert "Training model from scratch" not in result.stdout
