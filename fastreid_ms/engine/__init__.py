@@ -2,12 +2,12 @@
 from .defaults import (INPUT_ERRORS, DefaultPredictor, DefaultTrainer, collect_env_info, default_argument_parser,
                        default_setup, run_tool)
 from .hooks import (CallbackHook, EvalHook, IterationTimer, LayerFreeze, LRScheduler, PeriodicCheckpointer,
-                    PeriodicWriter, PreciseBN)
+                    PeriodicWriter, PreciseBN, TrainingCurves)
 from .launch import launch
 from .meta_train_loop import MetaLearningTrainer
 from .train_loop import AMPTrainer, DynamicGradScaler, HookBase, SimpleTrainer, TrainerBase
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "DynamicGradScaler", "CallbackHook",
            "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook", "PreciseBN",
-           "LayerFreeze", "default_argument_parser", "default_setup", "collect_env_info", "run_tool", "INPUT_ERRORS",
+           "TrainingCurves", "LayerFreeze", "default_argument_parser", "default_setup", "collect_env_info", "run_tool", "INPUT_ERRORS",
            "launch", "DefaultTrainer", "DefaultPredictor", "MetaLearningTrainer"]

@@ -144,7 +144,8 @@ class DefaultPredictor:
         self.transform = build_transforms(self.cfg, is_train=False)
         self.eval_pass = EvalPass(self.model, compile=self.cfg.MODEL.COMPILE)
 
-    def _prepare(self, image) -> np.ndarray:
+    def prepare(self, image) -> np.ndarray:
+        """One image (path, PIL image or (H, W, 3) array) as the model's (3, H, W) float32 input (test transform)."""
         if isinstance(image, (str, os.PathLike)):
             image = read_image(os.fspath(image))
         elif isinstance(image, np.ndarray):
@@ -162,7 +163,7 @@ class DefaultPredictor:
         if isinstance(images, np.ndarray) and images.ndim == 4:
             batch = images.astype(np.float32)
         else:
-            batch = np.stack([self._prepare(img) for img in ([images] if single else images)])
+            batch = np.stack([self.prepare(img) for img in ([images] if single else images)])
         features = self.eval_pass(batch)
         return features[0] if single else features
 
@@ -256,7 +257,7 @@ class DefaultTrainer(TrainerBase):
 
     def build_hooks(self) -> List:
         """IterationTimer, LRScheduler (main, then meta), [PreciseBN], [LayerFreeze], EvalHook,
-        PeriodicCheckpointer and PeriodicWriter (main process), in this order."""
+        PeriodicCheckpointer, PeriodicWriter and TrainingCurves (main process), in this order."""
         cfg = self.cfg
         ret = [hooks.IterationTimer(), hooks.LRScheduler(self.optimizer, self.scheduler)]
         if self.meta:
@@ -281,6 +282,8 @@ class DefaultTrainer(TrainerBase):
             ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
                                                   save_every_epoch_after=cfg.SOLVER.SAVE_EVERY_EPOCH_AFTER))
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.SOLVER.LOG_PERIOD))
+            if cfg.OUTPUT_DIR:
+                ret.append(hooks.TrainingCurves(cfg.OUTPUT_DIR, cfg.TEST.EVAL_PERIOD))
         return ret
 
     def build_writers(self) -> List:
@@ -382,7 +385,9 @@ def check_solver_config(cfg, world_size: int) -> None:
     replicas = cfg.SOLVER.DP_REPLICAS
     if replicas < 1 or replicas % world_size:
         raise ValueError(f"SOLVER.DP_REPLICAS={replicas} must be a positive multiple of the number of processes "
-                         f"({world_size}): each process computes DP_REPLICAS / processes chunks of every batch")
+                         f"({world_size}): each process computes DP_REPLICAS / processes chunks of every batch "
+                         f"(FastReID's DistributedDataParallel over {world_size} processes is SOLVER.DP_REPLICAS "
+                         f"{world_size})")
     smallest = cfg.SOLVER.IMS_PER_BATCH // 2 if cfg.SOLVER.META.ENABLED else cfg.SOLVER.IMS_PER_BATCH
     if world_size > 1:
         process_chunks(smallest, replicas, 0, world_size)

@@ -6,6 +6,7 @@ DefaultTrainer registers, in this order: IterationTimer, LRScheduler (one per op
 import datetime
 import itertools
 import logging
+import os
 import time
 from collections import Counter
 from typing import Callable, Dict, Optional, Sequence
@@ -16,11 +17,13 @@ from fastreid_ms.modeling.passes import batch_arrays
 from fastreid_ms.solver.lr_scheduler import MultiStepLR
 from fastreid_ms.utils import comm
 from fastreid_ms.utils.checkpoint import PeriodicCheckpointer as _PeriodicCheckpointer
+from fastreid_ms.utils.curves import save_training_curves
 from fastreid_ms.utils.events import EventStorage, EventWriter, flatten_results_dict, get_event_storage
 from fastreid_ms.utils.params import assign_values
 from .train_loop import HookBase
 
 __all__ = ["CallbackHook", "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook",
+           "TrainingCurves",
            "PreciseBN", "LayerFreeze", "get_bn_cells", "update_bn_stats"]
 
 logger = logging.getLogger(__name__)
@@ -254,6 +257,25 @@ class EvalHook(HookBase):
         if self._period > 0 and next_epoch % self._period != 0 and next_epoch >= self.trainer.max_epoch:
             self._do_eval()
         self._func = None
+
+
+class TrainingCurves(HookBase):
+    """Redraw ``output_dir/training_curves.png`` (:func:`fastreid_ms.utils.curves.save_training_curves`: every
+    loss, ``lr``, the evaluation metrics, basic and meta step totals) after every ``period``-th epoch (the
+    evaluation epochs) and at the end of training. Register it after the writers, so that the files it reads hold
+    the epoch's records."""
+
+    def __init__(self, output_dir: str, period: int):
+        self.output_dir = output_dir
+        self.period = int(period)
+
+    def after_epoch(self):
+        if self.period > 0 and (self.trainer.epoch + 1) % self.period == 0:
+            save_training_curves(self.output_dir)
+
+    def after_train(self):
+        if os.path.isfile(os.path.join(self.output_dir, "metrics.json")):
+            save_training_curves(self.output_dir)
 
 
 def get_bn_cells(model) -> list:

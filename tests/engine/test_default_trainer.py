@@ -97,7 +97,8 @@ def test_training_run_writes_logs_checkpoints_and_evaluates(full_run):
     # basic-step losses every iteration, meta-step losses every SOLVER.META.PERIOD iterations
     assert all("loss_cls" in losses[i] for i in losses)
     assert all(("loss_triplet_mtest" in losses[i]) == (i % 3 == 0) for i in losses)
-    for name in ("log.txt", "config.yaml", "metrics.json", "last_checkpoint", "model_0000.ckpt", "model_final.ckpt"):
+    for name in ("log.txt", "config.yaml", "metrics.json", "step_losses.json", "training_curves.png",
+                 "last_checkpoint", "model_0000.ckpt", "model_final.ckpt"):
         assert (out / name).is_file(), name
     assert (out / "last_checkpoint").read_text().strip() == "model_final.ckpt"
     saved = get_cfg()
