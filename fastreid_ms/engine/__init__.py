@@ -9,5 +9,5 @@ from .train_loop import AMPTrainer, DynamicGradScaler, HookBase, SimpleTrainer, 
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "DynamicGradScaler", "CallbackHook",
            "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook", "PreciseBN",
-           "TrainingCurves", "LayerFreeze", "default_argument_parser", "default_setup", "collect_env_info", "run_tool", "INPUT_ERRORS",
-           "launch", "DefaultTrainer", "DefaultPredictor", "MetaLearningTrainer"]
+           "TrainingCurves", "LayerFreeze", "default_argument_parser", "default_setup", "collect_env_info",
+           "run_tool", "INPUT_ERRORS", "launch", "DefaultTrainer", "DefaultPredictor", "MetaLearningTrainer"]

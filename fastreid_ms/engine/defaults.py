@@ -175,7 +175,8 @@ class DefaultTrainer(TrainerBase):
     Construction (reference order): train loaders -> :meth:`auto_scale_hyperparams` (class counts from the data)
     -> :meth:`build_model` (several processes: all start from rank 0's values) -> :meth:`build_optimizer` (and
     the meta optimizer) -> ``iters_per_epoch = len(train set) // SOLVER.IMS_PER_BATCH`` ->
-    :meth:`build_lr_scheduler` (warm-up: ``SOLVER.WARMUP_ITERS`` epochs x iters_per_epoch) -> the step trainer (:class:`MetaLearningTrainer`, :class:`AMPTrainer` or
+    :meth:`build_lr_scheduler` (warm-up: ``SOLVER.WARMUP_ITERS`` epochs x iters_per_epoch) -> the step trainer
+    (:class:`MetaLearningTrainer`, :class:`AMPTrainer` or
     :class:`SimpleTrainer`) -> :class:`Checkpointer` -> :meth:`build_hooks`. Every ``build_*`` is a classmethod a
     research script can override. Then ``resume_or_load(resume)`` and ``train()``.
 

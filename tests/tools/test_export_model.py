@@ -1,6 +1,5 @@
 """tools/export_model.py: the DR50 eval graph exported as MINDIR gives, through ``mindspore.load`` + ``nn.GraphCell``,
 the model's own features; missing weights and a bad batch size are one-line errors."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +17,13 @@ OPTS = ["MODEL.BACKBONE.PRETRAIN", "False", "INPUT.SIZE_TEST", "[64, 32]", "MODE
         "MODEL.HEADS.NUM_CLASSES2", "2", "MODEL.HEADS.NUM_CLASSES3", "2"]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("export_model", REPO / "tools" / "export_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_exported_mindir_gives_the_models_features(tmp_path):
+def test_exported_mindir_gives_the_models_features(load_tool, tmp_path):
     cfg = get_cfg()
     cfg.merge_from_file(str(CONFIG))
     cfg.merge_from_list(OPTS)
     model = DefaultTrainer.build_model(cfg)
     Checkpointer(model, str(tmp_path)).save("trained")
-    tool = _tool()
+    tool = load_tool("export_model")
     out = tmp_path / "exported" / "model.mindir"
     assert tool.main(["--config-file", str(CONFIG), "--output", str(out), "--batch-size", "2", *OPTS,
                       "MODEL.WEIGHTS", str(tmp_path / "trained.ckpt")]) == 0
@@ -43,8 +35,8 @@ def test_exported_mindir_gives_the_models_features(tmp_path):
     np.testing.assert_allclose(exported, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_export_errors_are_one_line(tmp_path, capsys):
-    tool = _tool()
+def test_export_errors_are_one_line(load_tool, tmp_path, capsys):
+    tool = load_tool("export_model")
     assert tool.main(["--config-file", str(CONFIG), "--output", str(tmp_path / "m"), *OPTS]) == 2
     assert "MODEL.WEIGHTS is empty" in capsys.readouterr().err
     assert tool.main(["--config-file", str(CONFIG), "--output", str(tmp_path / "m"), "--batch-size", "0", *OPTS,

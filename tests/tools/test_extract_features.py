@@ -1,7 +1,6 @@
 """tools/extract_features.py: features of a folder, a glob and a list file of the sample images equal
 DefaultPredictor's (flip averaging and L2 normalisation included), with names.txt in the same order; missing
 weights and an empty input are one-line errors."""
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -17,13 +16,6 @@ CONFIG = REPO / "configs" / "Market1501" / "bagtricks_R50.yml"
 SAMPLES = REPO / "tests" / "data" / "samples"
 OPTS = ["MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512", "MODEL.BACKBONE.PRETRAIN", "False",
         "MODEL.HEADS.NUM_CLASSES", "4", "INPUT.SIZE_TEST", "[64, 32]"]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("extract_features", REPO / "tools" / "extract_features.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +37,8 @@ def _written(out: Path):
     return np.load(out / "features.npy"), (out / "names.txt").read_text().splitlines()
 
 
-def test_features_of_a_folder_a_glob_and_a_list_equal_the_predictors(weights, tmp_path):
-    tool = _tool()
+def test_features_of_a_folder_a_glob_and_a_list_equal_the_predictors(load_tool, weights, tmp_path):
+    tool = load_tool("extract_features")
     paths = sorted(str(p) for p in SAMPLES.glob("*.jpg"))
     cfg = get_cfg()
     cfg.merge_from_file(str(CONFIG))
@@ -80,8 +72,8 @@ def test_features_of_a_folder_a_glob_and_a_list_equal_the_predictors(weights, tm
     np.testing.assert_allclose(features, expected[[1, 0]], rtol=1e-5, atol=1e-6)
 
 
-def test_missing_weights_and_empty_input_are_one_line_errors(weights, tmp_path, capsys):
-    tool = _tool()
+def test_missing_weights_and_empty_input_are_one_line_errors(load_tool, weights, tmp_path, capsys):
+    tool = load_tool("extract_features")
     assert _run(tool, "--input", str(SAMPLES), "--output", str(tmp_path / "o")) == 2
     assert "MODEL.WEIGHTS is empty" in capsys.readouterr().err
     assert _run(tool, "--input", str(tmp_path / "nothing*.jpg"), "--output", str(tmp_path / "o"),
