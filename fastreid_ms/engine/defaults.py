@@ -26,7 +26,7 @@ from fastreid_ms.utils import comm
 from fastreid_ms.utils.checkpoint import Checkpointer
 from fastreid_ms.utils.env import seed_all_rng, set_device
 from fastreid_ms.utils.events import CommonMetricPrinter, JSONWriter, StepLossWriter
-from fastreid_ms.utils.logger import log_traceback_to_files, setup_logger
+from fastreid_ms.utils.logger import command_error_logger, log_traceback_to_files, setup_logger
 from fastreid_ms.utils.onednn import onednn_isa_decision
 from . import hooks
 from .meta_train_loop import MetaLearningTrainer
@@ -89,7 +89,7 @@ def run_tool(tool: str, fn: Callable, *args) -> int:
         fn(*args)
     except INPUT_ERRORS as e:
         log_traceback_to_files(logging.getLogger("fastreid_ms"), f"{tool}: fatal error")
-        print(f"{tool}: error: {e}", file=sys.stderr)
+        command_error_logger().error(f"{tool}: error: {e}")
         return 2
     return 0
 

@@ -70,3 +70,27 @@ def log_traceback_to_files(logger: logging.Logger, message: str) -> None:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
 
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (not the stream of the first call)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+@functools.lru_cache()
+def command_error_logger() -> logging.Logger:
+    """The logger of a command-line tool's final one-line error: plain message on stderr, nothing else (the
+    ``fastreid_ms`` logger's console output goes to stdout and its traceback to the log files)."""
+    logger = logging.getLogger("fastreid_ms_command_errors")
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    return logger
