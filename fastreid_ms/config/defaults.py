@@ -301,6 +301,9 @@ _C.SOLVER.WARMUP_METHOD = "linear"
 _C.SOLVER.FREEZE_ITERS = 0
 
 _C.SOLVER.CHECKPOINT_PERIOD = 20
+# Keep only the newest N periodic model_NNNN checkpoints (model_best and model_final are always kept); 0 keeps all,
+# as the reference does.
+_C.SOLVER.CHECKPOINT_KEEP = 0
 
 # Console / metrics.json logging period in iterations (FastReID hard-codes 200); writers also run at every epoch end.
 _C.SOLVER.LOG_PERIOD = 200

@@ -281,7 +281,8 @@ class DefaultTrainer(TrainerBase):
         ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
         if comm.is_main_process():
             ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD,
-                                                  save_every_epoch_after=cfg.SOLVER.SAVE_EVERY_EPOCH_AFTER))
+                                                  save_every_epoch_after=cfg.SOLVER.SAVE_EVERY_EPOCH_AFTER,
+                                                  max_to_keep=cfg.SOLVER.CHECKPOINT_KEEP))
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.SOLVER.LOG_PERIOD))
             if cfg.OUTPUT_DIR:
                 ret.append(hooks.TrainingCurves(cfg.OUTPUT_DIR, cfg.TEST.EVAL_PERIOD))

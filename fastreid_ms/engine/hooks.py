@@ -16,7 +16,7 @@ from mindspore import Tensor, ops
 from fastreid_ms.modeling.passes import batch_arrays
 from fastreid_ms.solver.lr_scheduler import MultiStepLR
 from fastreid_ms.utils import comm
-from fastreid_ms.utils.checkpoint import PeriodicCheckpointer as _PeriodicCheckpointer
+from fastreid_ms.utils.periodic_checkpointer import PeriodicCheckpointer as _PeriodicCheckpointer
 from fastreid_ms.utils.curves import save_training_curves
 from fastreid_ms.utils.events import EventStorage, EventWriter, flatten_results_dict, get_event_storage
 from fastreid_ms.utils.params import assign_values

@@ -1,6 +1,4 @@
 """Shared fixtures of the data tests: one small synthetic copy of every dataset layout, and a config factory."""
-import contextlib
-import logging
 import os
 from pathlib import Path
 
@@ -52,29 +50,6 @@ def make_cfg(synthetic_root):
         return cfg
 
     return make
-
-
-@pytest.fixture
-def capture_logs():
-    """``with capture_logs("fastreid_ms.data") as records:`` collects that logger's records at INFO and above (a
-    handler on the logger itself also works when propagation of ``fastreid_ms`` was turned off)."""
-
-    @contextlib.contextmanager
-    def capture(name):
-        records = []
-        handler = logging.Handler(logging.INFO)
-        handler.emit = records.append
-        logger = logging.getLogger(name)
-        old_level = logger.level
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        try:
-            yield records
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(old_level)
-
-    return capture
 
 
 @pytest.fixture

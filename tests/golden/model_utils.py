@@ -7,7 +7,7 @@ import numpy as np
 
 from golden import assert_close, assert_rel_l2, golden_dir, recipe_values, weights_spec
 from fastreid_ms.config import get_cfg
-from fastreid_ms.utils.checkpoint import load_torch_state_dict
+from fastreid_ms.utils.state_dict import load_torch_state_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ from fastreid_ms.engine.meta_train_loop import FastWeights
 from fastreid_ms.layers import IBN, BatchNorm, Conv2d, Dense, InstanceNorm, SELayer
 from fastreid_ms.modeling.backbones.meta_dynamic_router_resnet import Gate, HyperRouter
 from fastreid_ms.modeling.heads.meta_embedding_head import ClassCenters
-from fastreid_ms.utils.checkpoint import load_torch_state_dict
+from fastreid_ms.utils.state_dict import load_torch_state_dict
 
 
 def recipe_kind(name, shape):

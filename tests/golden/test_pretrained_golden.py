@@ -8,6 +8,7 @@ from golden import Fixture, recipe_values, weights_spec
 from model_utils import dr50_cfg, load_recipe
 from fastreid_ms.modeling.backbones import build_backbone
 from fastreid_ms.modeling.backbones.dr_pretrained import dr_pretrained_state
+from torch_writer import fake_torch, save_state_dict_pth  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -70,19 +71,16 @@ def test_surgery_matches_reference(fx, surgery):
             np.testing.assert_array_equal(state[k], model_state[k], err_msg=f"{k} is not loaded but changed")
 
 
-def test_builder_loads_the_surgery_result(fx, surgery, monkeypatch):
-    """build_backbone with PRETRAIN: the checkpoint comes from load_pth(PRETRAIN_PATH) (here the regenerated
-    synthetic IBN-a state) and every key the reference loads gets the reference's value."""
-    from fastreid_ms.utils import torch_pickle
-
+def test_builder_loads_the_surgery_result(fx, surgery, tmp_path, fake_torch):
+    """build_backbone with PRETRAIN reads PRETRAIN_PATH (here a .pth of the regenerated synthetic IBN-a state) and
+    every key the reference loads gets the reference's value."""
     ibn = surgery[0]
-    requested = []
-    monkeypatch.setattr(torch_pickle, "load_pth", lambda path: requested.append(path) or dict(ibn))
+    path = tmp_path / "resnet50_ibn_a.pth"
+    save_state_dict_pth(path, ibn, fake_torch, wrap_key=None, prefix="")
     cfg = dr50_cfg()
     cfg.MODEL.BACKBONE.PRETRAIN = True
-    cfg.MODEL.BACKBONE.PRETRAIN_PATH = "resnet50_ibn_a-d9d0bb7b.pth"
+    cfg.MODEL.BACKBONE.PRETRAIN_PATH = str(path)
     model = build_backbone(cfg)
-    assert requested == ["resnet50_ibn_a-d9d0bb7b.pth"]
     params = dict(model.parameters_and_names())
     keys = fx.info["dr50_keys"]
     for key, flag, ref_sum, ref_norm in zip(keys, fx["loaded"], fx["sum"], fx["norm"]):

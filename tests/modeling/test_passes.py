@@ -11,7 +11,7 @@ from mindspore import Tensor
 from fastreid_ms.config import get_cfg
 from fastreid_ms.modeling import build_model
 from fastreid_ms.modeling.passes import EvalPass, TrainPass, batch_arrays, process_chunks, replica_chunks
-from fastreid_ms.utils.checkpoint import load_torch_state_dict
+from fastreid_ms.utils.state_dict import load_torch_state_dict
 
 REPO = Path(__file__).resolve().parents[2]
 

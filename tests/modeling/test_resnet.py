@@ -9,6 +9,7 @@ import mindspore as ms
 from fastreid_ms.config import get_cfg
 from fastreid_ms.modeling import build_backbone, build_model
 from fastreid_ms.modeling.passes import EvalPass, TrainPass
+from torch_writer import fake_torch, save_state_dict_pth  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,17 +95,15 @@ def test_baseline_with_embedding_head(cls_layer, neck_feat, embedding_dim):
         model.loss_names("mtrain")
 
 
-def test_resnet_pretrained_weights_are_loaded_non_strictly(monkeypatch):
-    from fastreid_ms.utils import torch_pickle
-
+def test_resnet_pretrained_weights_are_loaded_non_strictly(tmp_path, fake_torch):
     reference = build_backbone(resnet_cfg("18x"))
     rng = np.random.default_rng(5)
     state = {n: rng.standard_normal(p.shape).astype(np.float32) for n, p in reference.parameters_and_names()}
     state.pop("layer4.1.bn2.running_var")                       # missing -> keeps its initial value
     state["fc.weight"] = np.zeros((1000, 512), np.float32)      # unexpected -> ignored
     state["layer1.0.bn1.num_batches_tracked"] = np.array(3)     # PyTorch counter -> ignored
-    monkeypatch.setattr(torch_pickle, "load_pth", lambda path: dict(state))
-    model = build_backbone(resnet_cfg("18x", PRETRAIN=True, PRETRAIN_PATH="r18.pth"))
+    save_state_dict_pth(tmp_path / "r18.pth", state, fake_torch)
+    model = build_backbone(resnet_cfg("18x", PRETRAIN=True, PRETRAIN_PATH=str(tmp_path / "r18.pth")))
     params = dict(model.parameters_and_names())
     np.testing.assert_array_equal(params["layer2.0.conv1.weight"].asnumpy(), state["layer2.0.conv1.weight"])
     np.testing.assert_array_equal(params["bn1.running_mean"].asnumpy(), state["bn1.running_mean"])

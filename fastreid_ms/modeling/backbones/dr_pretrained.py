@@ -25,9 +25,12 @@ from typing import Dict, Mapping, Tuple
 
 import numpy as np
 
+from fastreid_ms.utils.pretrained import is_converted_backbone, read_pretrained
+from fastreid_ms.utils.state_dict import load_torch_state_dict
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["dr_pretrained_state", "load_dr_pretrained", "avgpool_cin"]
+__all__ = ["dr_pretrained_state", "dr_pretrained_tensors", "load_dr_pretrained", "avgpool_cin"]
 
 _STAGE_KEY = re.compile(r"^layer(\d)\.(\d+)\.")
 _ADAPTOR_KEY = re.compile(r"^adaptor(\d)_(base|sub)\.(.+)$")
@@ -126,22 +129,30 @@ def dr_pretrained_state(model_state: Mapping[str, np.ndarray], ckpt: Mapping[str
     return state, sources
 
 
+def dr_pretrained_tensors(model, ckpt: Mapping[str, np.ndarray], num_experts: int = 4) -> Dict[str, np.ndarray]:
+    """The tensors of the DR ``model`` that :func:`dr_pretrained_state` fills from the ResNet(-IBN-a) state dict
+    ``ckpt`` (name -> array, the model's names); the other tensors keep their initial values."""
+    model_state = {name: p.asnumpy() for name, p in model.parameters_and_names()}
+    state, sources = dr_pretrained_state(model_state, ckpt, num_experts)
+    return {name: state[name] for name in sources}
+
+
 def load_dr_pretrained(model, path: str, depth: str = "50x", with_ibn: bool = True, num_experts: int = 4):
-    """Load the ImageNet ResNet(-IBN-a) checkpoint at ``path`` (a PyTorch ``.pth``, e.g. resnet50_ibn_a-d9d0bb7b.pth
-    for DEPTH 50x with WITH_IBN) into the DR ``model`` through :func:`dr_pretrained_state`."""
+    """Load ImageNet weights into the DR ``model``: a PyTorch ResNet(-IBN-a) ``.pth`` (e.g.
+    resnet50_ibn_a-d9d0bb7b.pth for DEPTH 50x with WITH_IBN) through :func:`dr_pretrained_tensors`, or a ``.ckpt``
+    that tools/convert_pretrained.py wrote from one (the same tensors, already mapped). Returns the loaded names."""
     if not path:
         name = f"resnet{depth[:-1]}_ibn_a-d9d0bb7b.pth" if (with_ibn and depth == "50x") else \
             f"the ImageNet resnet{depth[:-1]}{'_ibn_a' if with_ibn else ''} weights"
         raise ValueError(f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download "
                          f"{name} and set MODEL.BACKBONE.PRETRAIN_PATH to it (or set MODEL.BACKBONE.PRETRAIN False)")
-    from fastreid_ms.utils.checkpoint import load_torch_state_dict
-    from fastreid_ms.utils.torch_pickle import load_pth
-
-    ckpt = load_pth(path)
-    model_state = {name: p.asnumpy() for name, p in model.parameters_and_names()}
-    state, sources = dr_pretrained_state(model_state, ckpt, num_experts)
-    load_torch_state_dict(model, state, source=path)
-    kept = [name for name in model_state if name not in sources]
+    ckpt = read_pretrained(path)
+    tensors = ckpt if is_converted_backbone(path) else dr_pretrained_tensors(model, ckpt, num_experts)
+    incompatible = load_torch_state_dict(model, tensors, source=path)
+    if incompatible.unexpected_keys:
+        raise ValueError(f"MODEL.BACKBONE.PRETRAIN_PATH {path!r} holds tensors this backbone does not have: "
+                         f"{', '.join(incompatible.unexpected_keys[:5])} (converted for another MODEL.BACKBONE?)")
     logger.info("Loaded %d of %d tensors from %s (adaptor surgery included); %d keep their initial value: %s",
-                len(sources), len(model_state), path, len(kept), ", ".join(kept))
-    return sources
+                len(tensors), len(tensors) + len(incompatible.missing_keys), path, len(incompatible.missing_keys),
+                ", ".join(incompatible.missing_keys))
+    return list(tensors)

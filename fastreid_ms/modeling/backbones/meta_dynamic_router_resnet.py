@@ -27,6 +27,7 @@ from fastreid_ms.layers.conv import conv2d
 from fastreid_ms.layers.helpers import global_avg_pool, l2_normalize, max_pool_3x3_s2_ceil
 from fastreid_ms.layers.weight_init import init_tensor
 from .build import BACKBONE_REGISTRY
+from .dr_pretrained import load_dr_pretrained
 from .resnet import Bottleneck, downsample_layer
 
 NUM_EXPERTS = 4  # K, a module constant in the reference
@@ -201,6 +202,5 @@ def build_meta_dynamic_router_resnet_backbone(cfg):
     layers = tuple(n - 1 for n in STAGE_BLOCKS[depth])
     model = DynamicRouterResNet(bb.LAST_STRIDE, bb.NORM, bb.WITH_IBN, layers)
     if bb.PRETRAIN:
-        from .dr_pretrained import load_dr_pretrained
         load_dr_pretrained(model, bb.PRETRAIN_PATH, depth=depth, with_ibn=bb.WITH_IBN)
     return model

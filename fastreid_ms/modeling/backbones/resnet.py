@@ -15,6 +15,8 @@ from fastreid_ms.layers import IBN, NormSequential, Non_local, SELayer, get_norm
 from fastreid_ms.layers.conv import Conv2d
 from fastreid_ms.layers.helpers import max_pool_3x3_s2_ceil
 from fastreid_ms.layers.weight_init import init_tensor
+from fastreid_ms.utils.pretrained import read_pretrained
+from fastreid_ms.utils.state_dict import load_torch_state_dict
 from .build import BACKBONE_REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -157,10 +159,7 @@ def build_resnet_backbone(cfg):
         if not bb.PRETRAIN_PATH:
             raise ValueError(f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download the "
                              f"ImageNet weights for {key!r} (a PyTorch .pth) and set MODEL.BACKBONE.PRETRAIN_PATH")
-        from fastreid_ms.utils.checkpoint import load_torch_state_dict
-        from fastreid_ms.utils.torch_pickle import load_pth
-
-        incompatible = load_torch_state_dict(model, load_pth(bb.PRETRAIN_PATH), skip_shape_mismatch=True,
+        incompatible = load_torch_state_dict(model, read_pretrained(bb.PRETRAIN_PATH), skip_shape_mismatch=True,
                                              source=bb.PRETRAIN_PATH)
         if incompatible.missing_keys:
             logger.info("Keys not in the pretrained weights (initialised randomly): %s",

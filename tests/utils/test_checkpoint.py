@@ -15,7 +15,8 @@ import pytest
 from mindspore import Parameter, Tensor, nn
 
 from fastreid_ms.solver import SGD, CosineAnnealingLR
-from fastreid_ms.utils.checkpoint import Checkpointer, PeriodicCheckpointer
+from fastreid_ms.utils.checkpoint import Checkpointer
+from fastreid_ms.utils.periodic_checkpointer import PeriodicCheckpointer
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data_files"
@@ -181,7 +182,7 @@ _KILLED_WRITER = textwrap.dedent("""
 
 
 def test_process_killed_during_save_leaves_last_checkpoint_loadable(tmp_path):
-    code = _KILLED_WRITER.format(tests=str(REPO / "tests" / "engine"), out=str(tmp_path))
+    code = _KILLED_WRITER.format(tests=str(REPO / "tests" / "utils"), out=str(tmp_path))
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                             text=True)
@@ -262,3 +263,28 @@ def test_best_metric_survives_a_resume(tmp_path):
     resumed.step(3, metric=55.0)
     best = ckpt.load(str(tmp_path / "model_best.ckpt"), checkpointables=[])
     assert (best["epoch"], best["best_metric"], best["best_epoch"]) == (3, 55.0, 3)
+
+
+def test_checkpoint_keep_removes_only_old_periodic_files(tmp_path):
+    """SOLVER.CHECKPOINT_KEEP 2: the two newest model_NNNN files stay (also across a resumed run's older files);
+    model_best and model_final are never removed, and last_checkpoint always names an existing file."""
+    (tmp_path / "model_0000.ckpt").write_bytes(b"from an earlier run")
+    ckpt = Checkpointer(_Net(), str(tmp_path))
+    periodic = PeriodicCheckpointer(ckpt, 1, max_epoch=6, save_every_epoch_after=-1, max_to_keep=2)
+    for epoch, metric in zip(range(1, 6), (10.0, 30.0, 20.0, 25.0, 5.0)):
+        periodic.step(epoch, metric=metric)
+        assert os.path.isfile(ckpt.get_checkpoint_file())
+    files = sorted(f for f in os.listdir(tmp_path) if f.endswith(".ckpt"))
+    assert files == ["model_0003.ckpt", "model_0004.ckpt", "model_best.ckpt", "model_final.ckpt"]
+    assert ckpt.load(str(tmp_path / "model_best.ckpt"), checkpointables=[])["epoch"] == 2
+
+
+def test_checkpoint_keep_zero_keeps_everything_and_negative_is_refused(tmp_path):
+    ckpt = Checkpointer(_Net(), str(tmp_path))
+    periodic = PeriodicCheckpointer(ckpt, 1, max_epoch=4, save_every_epoch_after=-1)
+    for epoch in range(4):
+        periodic.step(epoch, metric=float(epoch))
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000.ckpt", "model_0001.ckpt",
+                                            "model_0002.ckpt", "model_best.ckpt", "model_final.ckpt"]
+    with pytest.raises(ValueError, match="SOLVER.CHECKPOINT_KEEP must be >= 0"):
+        PeriodicCheckpointer(ckpt, 1, max_epoch=4, max_to_keep=-1)
