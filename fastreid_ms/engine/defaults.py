@@ -191,7 +191,7 @@ class DefaultTrainer(TrainerBase):
         if not logger.handlers:
             setup_logger()
         cfg = cfg.clone()
-        check_solver_config(cfg, comm.get_world_size())
+        check_train_config(cfg, comm.get_world_size())
         self.meta = bool(cfg.SOLVER.META.ENABLED)
         data_loader, domain_loaders = self.build_train_loader(cfg)
         cfg = self.auto_scale_hyperparams(cfg, data_loader.dataset)
@@ -297,6 +297,8 @@ class DefaultTrainer(TrainerBase):
 
     def train(self):
         """Train from ``start_epoch`` to ``SOLVER.MAX_EPOCH``; returns the last evaluation results."""
+        logging.getLogger(__name__).info(describe_schedule(self.cfg, self.iters_per_epoch, self.start_epoch,
+                                                           comm.get_world_size()))
         super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch)
         return getattr(self, "_last_eval_results", None)
 
@@ -379,24 +381,47 @@ class DefaultTrainer(TrainerBase):
         return cfg
 
 
-def check_solver_config(cfg, world_size: int) -> None:
-    """Settings that cannot work together, as one ValueError naming the keys, before anything is built:
+def describe_schedule(cfg, iters_per_epoch: int, start_epoch: int, world_size: int) -> str:
+    """The line a training run starts with: iterations per epoch and in total, where it starts, the device and
+    processes, and the images each process computes per iteration."""
+    total = iters_per_epoch * cfg.SOLVER.MAX_EPOCH
+    batch, replicas = cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.DP_REPLICAS
+    start = (f"resuming at epoch {start_epoch} (iteration {start_epoch * iters_per_epoch})" if start_epoch
+             else "starting at epoch 0")
+    return (f"Training schedule: {iters_per_epoch} iterations per epoch x {cfg.SOLVER.MAX_EPOCH} epochs = {total} "
+            f"iterations, {start}; {world_size} process(es) on {cfg.MODEL.DEVICE}; batch {batch} images per "
+            f"iteration in {replicas} chunk(s) (SOLVER.DP_REPLICAS), {batch // world_size} images per process")
+
+
+def check_train_config(cfg, world_size: int) -> None:
+    """Settings that cannot work, as one ValueError naming the keys, before anything is built:
     ``SOLVER.DP_REPLICAS`` must be a multiple of the process count and, with several processes, give every
     replica images of each batch (the meta-test batch is half of ``SOLVER.IMS_PER_BATCH``); mixed precision is
-    not available with the meta-learning schedule."""
+    not available with the meta-learning schedule; identity samplers need batches of whole identities; ImageNet
+    initialisation needs its weight file."""
     replicas = cfg.SOLVER.DP_REPLICAS
     if replicas < 1 or replicas % world_size:
         raise ValueError(f"SOLVER.DP_REPLICAS={replicas} must be a positive multiple of the number of processes "
                          f"({world_size}): each process computes DP_REPLICAS / processes chunks of every batch "
                          f"(FastReID's DistributedDataParallel over {world_size} processes is SOLVER.DP_REPLICAS "
                          f"{world_size})")
-    smallest = cfg.SOLVER.IMS_PER_BATCH // 2 if cfg.SOLVER.META.ENABLED else cfg.SOLVER.IMS_PER_BATCH
+    batch, instances = cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCE
+    if cfg.DATALOADER.SAMPLER_TRAIN != "TrainingSampler" and (instances < 1 or batch % (2 * instances)):
+        raise ValueError(f"SOLVER.IMS_PER_BATCH={batch} must be a multiple of 2 x DATALOADER.NUM_INSTANCE="
+                         f"{instances} with {cfg.DATALOADER.SAMPLER_TRAIN}: every batch holds NUM_INSTANCE images "
+                         f"of each identity, and the per-domain loaders draw batches of IMS_PER_BATCH / 2")
+    smallest = batch // 2 if cfg.SOLVER.META.ENABLED else batch
     if world_size > 1:
         process_chunks(smallest, replicas, 0, world_size)
     if cfg.SOLVER.AMP.ENABLED and cfg.SOLVER.META.ENABLED:
         raise ValueError("SOLVER.AMP.ENABLED True with SOLVER.META.ENABLED True is not supported: the meta step's "
                          "inner update (fast weights from the meta-train gradients) and its second gradient are "
                          "not loss-scaled; set SOLVER.AMP.ENABLED False")
+    backbone = cfg.MODEL.BACKBONE
+    if backbone.PRETRAIN and not backbone.PRETRAIN_PATH:
+        raise ValueError("MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download the "
+                         "ImageNet weights the backbone needs (README: Pretrained weights) and set "
+                         "MODEL.BACKBONE.PRETRAIN_PATH to the file, or set MODEL.BACKBONE.PRETRAIN False")
 
 
 def _derived_seed(seed: int, purpose: str) -> Optional[int]:

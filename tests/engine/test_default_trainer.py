@@ -179,6 +179,10 @@ def test_train_net_trains_then_evaluates_the_checkpoint(data_root, tmp_path, fak
      "SOLVER.MAX_EPOCH"),
     (["--config-file", str(REPO / "configs" / "bagtricks_DR50_mix.yml"), "SOLVER.DP_REPLICAS", "0"],
      "SOLVER.DP_REPLICAS=0 must be a positive multiple of the number of processes (1)"),
+    (["--config-file", str(REPO / "configs" / "bagtricks_DR50_mix.yml"), "SOLVER.IMS_PER_BATCH", "30"],
+     "SOLVER.IMS_PER_BATCH=30 must be a multiple of 2 x DATALOADER.NUM_INSTANCE=2"),
+    (["--config-file", str(REPO / "configs" / "bagtricks_DR50_mix.yml"), "MODEL.BACKBONE.PRETRAIN_PATH", ""],
+     "MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty"),
 ])
 def test_train_net_config_errors_are_one_clear_line(args, expected, tmp_path):
     result = _run_cli(*args, "OUTPUT_DIR", str(tmp_path))

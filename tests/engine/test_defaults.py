@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from fastreid_ms.config import ConfigError, get_cfg
-from fastreid_ms.engine.defaults import check_solver_config, collect_env_info, default_argument_parser, default_setup
+from fastreid_ms.engine.defaults import (check_train_config, collect_env_info, default_argument_parser, default_setup,
+                                         describe_schedule)
 from fastreid_ms.engine.launch import build_msrun_command, launch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,6 +115,7 @@ def test_build_msrun_command_multi_machine():
 def _solver_cfg(**overrides):
     cfg = get_cfg()
     cfg.merge_from_file(str(REPO / "configs" / "bagtricks_DR50_mix.yml"))
+    cfg.MODEL.BACKBONE.PRETRAIN_PATH = "resnet50_ibn_a-d9d0bb7b.pth"
     for key, value in overrides.items():
         cfg.merge_from_list([key, str(value)])
     return cfg
@@ -122,23 +124,34 @@ def _solver_cfg(**overrides):
 @pytest.mark.parametrize("overrides,world,message", [
     ({"SOLVER.DP_REPLICAS": 3}, 2, "SOLVER.DP_REPLICAS=3 must be a positive multiple of the number of processes (2)"),
     ({"SOLVER.DP_REPLICAS": 0}, 1, "SOLVER.DP_REPLICAS=0 must be a positive multiple"),
-    ({"SOLVER.DP_REPLICAS": 4, "SOLVER.IMS_PER_BATCH": 6}, 2, "a batch of 3 images gives 3 torch.chunk chunks"),
+    ({"SOLVER.DP_REPLICAS": 8, "SOLVER.IMS_PER_BATCH": 12}, 2, "a batch of 6 images gives 6 torch.chunk chunks"),
     ({"SOLVER.AMP.ENABLED": True}, 1, "SOLVER.AMP.ENABLED True with SOLVER.META.ENABLED True is not supported"),
+    ({"SOLVER.IMS_PER_BATCH": 30}, 1, "SOLVER.IMS_PER_BATCH=30 must be a multiple of 2 x DATALOADER.NUM_INSTANCE=2"),
+    ({"MODEL.BACKBONE.PRETRAIN_PATH": ""}, 1, "MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is "
+                                              "empty"),
 ])
 def test_solver_settings_that_cannot_work_are_one_error(overrides, world, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        check_solver_config(_solver_cfg(**overrides), world)
+        check_train_config(_solver_cfg(**overrides), world)
 
 
 def test_recipe_reproduces_the_four_gpu_dataparallel_run():
     cfg = _solver_cfg()
     assert cfg.SOLVER.DP_REPLICAS == 4
-    check_solver_config(cfg, 1)
-    check_solver_config(cfg, 2)
-    check_solver_config(cfg, 4)
+    check_train_config(cfg, 1)
+    check_train_config(cfg, 2)
+    check_train_config(cfg, 4)
 
 
 def test_renamed_key_names_its_new_name():
     with pytest.raises(ConfigError, match="'SOLVER.EMULATE_DP_REPLICAS' in the command line is now "
                                           "'SOLVER.DP_REPLICAS'"):
         get_cfg().merge_from_list(["SOLVER.EMULATE_DP_REPLICAS", "4"])
+
+
+def test_schedule_line_states_iterations_devices_and_batch_per_process():
+    cfg = _solver_cfg(**{"SOLVER.MAX_EPOCH": 60})
+    assert describe_schedule(cfg, 181, 0, 2) == (
+        "Training schedule: 181 iterations per epoch x 60 epochs = 10860 iterations, starting at epoch 0; 2 "
+        "process(es) on cpu; batch 64 images per iteration in 4 chunk(s) (SOLVER.DP_REPLICAS), 32 images per process")
+    assert "resuming at epoch 3 (iteration 543)" in describe_schedule(cfg, 181, 3, 1)
