@@ -14,13 +14,14 @@ from .transforms import build_transforms
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_reid_train_loader", "build_reid_test_loader", "build_train_set", "build_train_sampler"]
+__all__ = ["build_inference_loader", "build_reid_train_loader", "build_reid_test_loader", "build_train_set",
+           "build_train_sampler", "build_dataset"]
 
 # Batches prepared ahead of the consumer by every loader.
 PREFETCH_BATCHES = 2
 
 
-def _dataset(name: str, root: str, **kwargs):
+def build_dataset(name: str, root: str, **kwargs):
     """Instantiate a registered dataset; an unknown name fails listing the registered ones."""
     return DATASET_REGISTRY.get(name)(root=root, **kwargs)
 
@@ -46,7 +47,7 @@ def build_train_set(cfg, transforms=None, combineall: Optional[bool] = None,
 
     train_items, domain_ids, per_domain = [], [], []
     for domain, name in enumerate(names):
-        data = _dataset(name, cfg.DATASETS.ROOT, combineall=combineall, **dataset_kwargs)
+        data = build_dataset(name, cfg.DATASETS.ROOT, combineall=combineall, **dataset_kwargs)
         if comm.is_main_process():
             data.show_train()
         items = data.train
@@ -140,7 +141,7 @@ def build_reid_test_loader(cfg, dataset_name: str, *, rank: Optional[int] = None
     rank = comm.get_rank() if rank is None else rank
     world_size = comm.get_world_size() if world_size is None else world_size
     ensure_synthetic_datasets(cfg)
-    data = _dataset(dataset_name, cfg.DATASETS.ROOT, **dataset_kwargs)
+    data = build_dataset(dataset_name, cfg.DATASETS.ROOT, **dataset_kwargs)
     query, gallery = data.query, data.gallery
     if cfg.DATALOADER.SKIP_UNREADABLE_IMAGES:
         query = filter_readable(query, f"{dataset_name} query")
@@ -151,12 +152,18 @@ def build_reid_test_loader(cfg, dataset_name: str, *, rank: Optional[int] = None
     data._query, data._gallery = query, gallery
     if comm.is_main_process():
         data.show_test()
-    test_set = CommDataset(query + gallery, build_transforms(cfg, is_train=False), relabel=False, domain_ids=0)
+    return build_inference_loader(cfg, query + gallery, rank=rank, world_size=world_size), len(query)
+
+
+def build_inference_loader(cfg, items: Sequence, *, rank: int = 0, world_size: int = 1) -> ReidDataLoader:
+    """A loader over ``items`` (``(img_path, pid, camid)``) in order, each exactly once, with the test transform
+    (``INPUT.SIZE_TEST``) and ``TEST.IMS_PER_BATCH`` per global batch; raw pids/camids, domain id 0; rank
+    ``rank`` of ``world_size`` reads a contiguous shard."""
+    dataset = CommDataset(list(items), build_transforms(cfg, is_train=False), relabel=False, domain_ids=0)
     batch_size = _per_rank(cfg.TEST.IMS_PER_BATCH, world_size, "TEST.IMS_PER_BATCH")
-    sampler = samplers.InferenceSampler(len(test_set), rank=rank, world_size=world_size)
-    loader = ReidDataLoader(test_set, sampler, batch_size, num_workers=cfg.DATALOADER.NUM_WORKERS, drop_last=False,
-                            prefetch_batches=PREFETCH_BATCHES)
-    return loader, len(query)
+    sampler = samplers.InferenceSampler(len(dataset), rank=rank, world_size=world_size)
+    return ReidDataLoader(dataset, sampler, batch_size, num_workers=cfg.DATALOADER.NUM_WORKERS, drop_last=False,
+                          prefetch_batches=PREFETCH_BATCHES)
 
 
 def registered_datasets() -> Sequence[str]:

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["MATCH_COLOR", "MISMATCH_COLOR", "load_image", "render_rank_list", "save_rank_lists", "draw_curve",
-           "save_cmc_curve", "save_roc_curve"]
+           "save_cmc_curve", "save_roc_curve", "save_weight_grid"]
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +222,42 @@ def save_roc_curve(fpr: np.ndarray, tpr: np.ndarray, path: str, title: str = "RO
     """Plot TPR (percent) against FPR on a log axis (from 1e-5) and save it as PNG."""
     img = draw_curve(np.asarray(fpr), np.asarray(tpr) * 100, title=title, x_label="false positive rate",
                      y_label="true positive rate (%)", x_range=(1e-5, 1.0), y_range=(0.0, 100.0), log_x=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    img.save(path)
+    return path
+
+
+def save_weight_grid(values: np.ndarray, row_labels: Sequence[str], column_groups: Sequence[str],
+                     column_labels: Sequence[str], path: str, title: str) -> str:
+    """Save a grid of weights in [0, 1] as PNG: one row per ``row_labels`` entry, the columns in groups (one group
+    per ``column_groups`` entry, ``column_labels`` within each), every cell shaded by its value and captioned with
+    it. ``values`` has shape (rows, groups, columns per group)."""
+    values = np.asarray(values, dtype=np.float64)
+    shape = (len(row_labels), len(column_groups), len(column_labels))
+    if values.shape != shape:
+        raise ValueError(f"save_weight_grid: values of shape {values.shape}, labels for {shape}")
+    font = ImageFont.load_default()
+    cell_w, cell_h, label_w, top = 44, 26, 8 + 6 * max(len(r) for r in row_labels), 64
+    group_w = cell_w * shape[2] + _GAP
+    img = Image.new("RGB", (label_w + group_w * shape[1] + _GAP, top + cell_h * shape[0] + _GAP), _BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    draw.text((_GAP, 10), title, fill=_TEXT, font=font)
+    for g, group in enumerate(column_groups):
+        x0 = label_w + g * group_w
+        draw.text((x0, 30), group, fill=_TEXT, font=font)
+        for c, label in enumerate(column_labels):
+            draw.text((x0 + c * cell_w + 4, 46), label, fill=_TEXT, font=font)
+    for r, row in enumerate(row_labels):
+        y0 = top + r * cell_h
+        draw.text((_GAP, y0 + 8), row, fill=_TEXT, font=font)
+        for g in range(shape[1]):
+            for c in range(shape[2]):
+                value = float(np.clip(values[r, g, c], 0.0, 1.0))
+                shade = int(round(255 * (1 - value)))
+                x0 = label_w + g * group_w + c * cell_w
+                draw.rectangle([x0, y0, x0 + cell_w - 2, y0 + cell_h - 2], fill=(shade, shade, 255), outline=_TEXT)
+                draw.text((x0 + 6, y0 + 8), f"{values[r, g, c]:.3f}", fill=_TEXT if value < 0.6 else _BACKGROUND,
+                          font=font)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     img.save(path)
     return path
