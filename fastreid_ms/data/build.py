@@ -1,4 +1,5 @@
 """Train and test loaders from a config (FastReID / ACL-DGReID ``data/build.py``)."""
+import inspect
 import logging
 from typing import List, Optional, Sequence, Tuple
 
@@ -136,10 +137,13 @@ def build_reid_test_loader(cfg, dataset_name: str, *, rank: Optional[int] = None
                            **dataset_kwargs) -> Tuple[ReidDataLoader, int]:
     """Return ``(test_loader, num_query)``: query images first, then gallery, in order, each exactly once (no
     shuffling, last batch kept), ``TEST.IMS_PER_BATCH`` per global batch; raw int pids/camids, domain id 0.
-    With ``world_size`` > 1 each rank reads a contiguous shard (FastReID ``InferenceSampler``)."""
+    With ``world_size`` > 1 each rank reads a contiguous shard (FastReID ``InferenceSampler``). Datasets with
+    several splits (a ``split_id`` argument) get ``DATASETS.SPLIT_ID`` unless ``dataset_kwargs`` names one."""
     rank = comm.get_rank() if rank is None else rank
     world_size = comm.get_world_size() if world_size is None else world_size
     ensure_synthetic_datasets(cfg)
+    if "split_id" in inspect.signature(DATASET_REGISTRY.get(dataset_name)).parameters:
+        dataset_kwargs.setdefault("split_id", cfg.DATASETS.SPLIT_ID)
     data = _dataset(dataset_name, cfg.DATASETS.ROOT, **dataset_kwargs)
     query, gallery = data.query, data.gallery
     if cfg.DATALOADER.SKIP_UNREADABLE_IMAGES:
