@@ -1,4 +1,5 @@
 """Train and test loaders from a config (FastReID / ACL-DGReID ``data/build.py``)."""
+import inspect
 import logging
 from typing import List, Optional, Sequence, Tuple
 
@@ -15,7 +16,7 @@ from .transforms import build_transforms
 logger = logging.getLogger(__name__)
 
 __all__ = ["build_inference_loader", "build_reid_train_loader", "build_reid_test_loader", "build_train_set",
-           "build_train_sampler", "build_dataset"]
+           "build_train_sampler", "build_dataset", "build_test_dataset"]
 
 # Batches prepared ahead of the consumer by every loader.
 PREFETCH_BATCHES = 2
@@ -133,6 +134,16 @@ def build_reid_train_loader(cfg, *, combineall: Optional[bool] = None,
     return train_loader, single_loaders
 
 
+def build_test_dataset(cfg, dataset_name: str, **dataset_kwargs):
+    """The registered test dataset ``dataset_name`` under ``DATASETS.ROOT`` (generated first when synthetic data is
+    enabled); datasets with several splits (a ``split_id`` argument) get ``DATASETS.SPLIT_ID`` unless
+    ``dataset_kwargs`` names one."""
+    ensure_synthetic_datasets(cfg)
+    if "split_id" in inspect.signature(DATASET_REGISTRY.get(dataset_name)).parameters:
+        dataset_kwargs.setdefault("split_id", cfg.DATASETS.SPLIT_ID)
+    return build_dataset(dataset_name, cfg.DATASETS.ROOT, **dataset_kwargs)
+
+
 def build_reid_test_loader(cfg, dataset_name: str, *, rank: Optional[int] = None, world_size: Optional[int] = None,
                            **dataset_kwargs) -> Tuple[ReidDataLoader, int]:
     """Return ``(test_loader, num_query)``: query images first, then gallery, in order, each exactly once (no
@@ -140,8 +151,7 @@ def build_reid_test_loader(cfg, dataset_name: str, *, rank: Optional[int] = None
     With ``world_size`` > 1 each rank reads a contiguous shard (FastReID ``InferenceSampler``)."""
     rank = comm.get_rank() if rank is None else rank
     world_size = comm.get_world_size() if world_size is None else world_size
-    ensure_synthetic_datasets(cfg)
-    data = build_dataset(dataset_name, cfg.DATASETS.ROOT, **dataset_kwargs)
+    data = build_test_dataset(cfg, dataset_name, **dataset_kwargs)
     query, gallery = data.query, data.gallery
     if cfg.DATALOADER.SKIP_UNREADABLE_IMAGES:
         query = filter_readable(query, f"{dataset_name} query")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from fastreid_ms.config import get_cfg
-from fastreid_ms.data.synthetic import SyntheticSizes, make_synthetic_reid
+from fastreid_ms.data.synthetic import ALL_DATASETS, SyntheticSizes, make_synthetic_reid
 
 IMAGE_SIZE = (64, 32)
 SIZES = SyntheticSizes(num_train_ids=10, num_test_ids=5, min_images=1, max_images=5, num_distractors=3,
@@ -14,11 +14,10 @@ SIZES = SyntheticSizes(num_train_ids=10, num_test_ids=5, min_images=1, max_image
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory):
-    """A DATASETS.ROOT holding all five layouts (64 x 32 images) and the generator's statistics."""
+    """A DATASETS.ROOT holding every synthetic layout (64 x 32 images) and the generator's statistics."""
     root = tmp_path_factory.mktemp("reid_datasets")
     summary = make_synthetic_reid(str(root), seed=7, image_size=IMAGE_SIZE,
-                                  sizes={name: SIZES for name in ("Market1501", "DukeMTMC", "MSMT17", "cuhkSYSU",
-                                                                  "CUHK03")})
+                                  sizes={name: SIZES for name in ALL_DATASETS})
     return str(root), summary
 
 

@@ -5,11 +5,16 @@ Adding a dataset: subclass :class:`ImageDataset`, build ``train``/``query``/``ga
 module before building loaders; its class name is then a valid ``DATASETS.NAMES`` / ``DATASETS.TESTS`` entry.
 """
 from .bases import DATASET_REGISTRY, Dataset, DatasetLayoutError, ImageDataset
+from .cuhk02 import CUHK02
 from .cuhk03 import CUHK03
 from .cuhk_sysu import cuhkSYSU
 from .dukemtmcreid import DukeMTMC
+from .grid import GRID
+from .ilids import iLIDS
 from .market1501 import Market1501
 from .msmt17 import MSMT17
+from .prid import PRID
+from .viper import VIPeR
 
-__all__ = ["DATASET_REGISTRY", "Dataset", "DatasetLayoutError", "ImageDataset", "CUHK03", "cuhkSYSU", "DukeMTMC",
-           "Market1501", "MSMT17"]
+__all__ = ["DATASET_REGISTRY", "Dataset", "DatasetLayoutError", "ImageDataset", "CUHK02", "CUHK03", "cuhkSYSU",
+           "DukeMTMC", "GRID", "iLIDS", "Market1501", "MSMT17", "PRID", "VIPeR"]
