@@ -377,6 +377,12 @@ _C.TEST.RERANK.K2 = 6
 _C.TEST.RERANK.LAMBDA = 0.3
 
 # Precise batchnorm
+# After every evaluation of a model with routers (DR backbone + ACL-DGReID head): the mean expert weights of each
+# HyperRouter per source domain and target set, from up to NUM_IMAGES images of each, logged as a table and drawn
+# to OUTPUT_DIR/router_weights.png.
+_C.TEST.ROUTER_ANALYSIS = CN({"ENABLED": True})
+_C.TEST.ROUTER_ANALYSIS.NUM_IMAGES = 64
+
 _C.TEST.PRECISE_BN = CN({"ENABLED": False})
 _C.TEST.PRECISE_BN.DATASET = 'Market1501'
 _C.TEST.PRECISE_BN.NUM_ITER = 300

@@ -19,6 +19,7 @@ from fastreid_ms.data import build_reid_test_loader, build_reid_train_loader
 from fastreid_ms.data.data_utils import ImageReadError, read_image
 from fastreid_ms.data.transforms import build_transforms
 from fastreid_ms.evaluation import ReidEvaluator, inference_on_dataset, print_csv_format
+from fastreid_ms.evaluation.router_analysis import analyze_routers, router_table, save_router_plot
 from fastreid_ms.modeling import build_model
 from fastreid_ms.modeling.passes import EvalPass, process_chunks
 from fastreid_ms.solver import build_lr_scheduler, build_optimizer, warmup_iterations
@@ -352,9 +353,24 @@ class DefaultTrainer(TrainerBase):
             results[dataset_name] = results_i
             if comm.is_main_process():
                 print_csv_format(OrderedDict([("dataset", dataset_name), *results_i.items()]))
+        net = model.model if isinstance(model, EvalPass) else model
+        if cfg.TEST.ROUTER_ANALYSIS.ENABLED and getattr(net, "is_meta", False) and comm.is_main_process():
+            cls.analyze_routers(cfg, net)
         if len(results) == 1:
             results = list(results.values())[0]
         return results
+
+    @classmethod
+    def analyze_routers(cls, cfg, model):
+        """Log the mean routing weights per source domain and target set and draw them to
+        ``OUTPUT_DIR/router_weights.png`` (:mod:`fastreid_ms.evaluation.router_analysis`); returns the means."""
+        means = analyze_routers(cfg, model, cfg.TEST.ROUTER_ANALYSIS.NUM_IMAGES)
+        logger = logging.getLogger(__name__)
+        logger.info("Mean routing weights (router R, expert e) per domain:\n%s", router_table(means))
+        if cfg.OUTPUT_DIR:
+            path = save_router_plot(means, os.path.join(cfg.OUTPUT_DIR, "router_weights.png"))
+            logger.info("Routing weights drawn to %s", path)
+        return means
 
     @staticmethod
     def auto_scale_hyperparams(cfg, train_set):

@@ -150,6 +150,11 @@ def test_train_net_trains_then_evaluates_the_checkpoint(data_root, tmp_path, fak
     assert "| Dataset" in result.stdout and "CUHK03" in result.stdout
     results = json.loads((eval_out / "evaluation_results.json").read_text())
     assert 0 <= results["mAP"] <= 100 and results["weights"].endswith("model_final.ckpt")
+    # router analysis after the evaluation (training evaluated too): a table per domain in the log and a PNG
+    for folder in (out, eval_out):
+        log = (folder / "log.txt").read_text()
+        assert "Mean routing weights" in log and "| MSMT17 (source)" in log and "| CUHK03 (target)" in log
+        assert (folder / "router_weights.png").stat().st_size > 0
     # the classifier tensors of the checkpoint do not fit the 0-class eval heads: skipped with one info line
     skip_lines = [line for line in (eval_out / "log.txt").read_text().splitlines() if "heads.weight1.weight" in line]
     assert len(skip_lines) == 1
