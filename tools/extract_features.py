@@ -7,8 +7,8 @@
 
 ``--input`` is a folder (its images, recursively, sorted), a glob pattern (quote it) or a text file listing one
 image path per line; ``--dataset NAME`` takes the query then gallery images of a registered test set under
-``DATASETS.ROOT`` instead. Writes ``DIR/features.npy`` (N x D float32) and ``DIR/names.txt`` (the N image paths, in
-the same order). The images go through the test transform (``INPUT.SIZE_TEST``) and the model's compiled eval pass
+``DATASETS.ROOT`` (split ``DATASETS.SPLIT_ID``) instead. Writes ``DIR/features.npy`` (N x D float32) and
+``DIR/names.txt`` (the N image paths, in the same order). The images go through the test transform (``INPUT.SIZE_TEST``) and the model's compiled eval pass
 on ``MODEL.DEVICE`` in batches (``DefaultPredictor``); ``--flip`` averages the features of each image and its
 horizontal mirror (``TEST.FLIP``), ``--normalize`` L2-normalises them. Progress (images, rate, ETA) is logged.
 Input errors end it with one line and exit code 2.
@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 import numpy as np  # noqa: E402
 
 from fastreid_ms.config import get_cfg  # noqa: E402
+from fastreid_ms.data.build import build_test_dataset  # noqa: E402
 from fastreid_ms.data.datasets import DATASET_REGISTRY  # noqa: E402
 from fastreid_ms.engine import DefaultPredictor, run_tool  # noqa: E402
 from fastreid_ms.utils.env import seed_all_rng, set_device  # noqa: E402
@@ -69,7 +70,7 @@ def list_images(source: str):
 def dataset_images(cfg, name: str):
     if name not in DATASET_REGISTRY:
         raise ValueError(f"--dataset {name!r} is not a registered dataset; known: {sorted(DATASET_REGISTRY.names())}")
-    data = DATASET_REGISTRY.get(name)(root=cfg.DATASETS.ROOT)
+    data = build_test_dataset(cfg, name)
     return [item[0] for item in list(data.query) + list(data.gallery)]
 
 
