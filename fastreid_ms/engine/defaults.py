@@ -24,7 +24,7 @@ from fastreid_ms.modeling import build_model
 from fastreid_ms.modeling.passes import EvalPass, process_chunks
 from fastreid_ms.solver import build_lr_scheduler, build_optimizer, warmup_iterations
 from fastreid_ms.utils import comm
-from fastreid_ms.utils.checkpoint import Checkpointer
+from fastreid_ms.utils.checkpoint import Checkpointer, CheckpointWriteError
 from fastreid_ms.utils.env import seed_all_rng, set_device
 from fastreid_ms.utils.events import CommonMetricPrinter, JSONWriter, StepLossWriter
 from fastreid_ms.utils.logger import command_error_logger, log_traceback_to_files, setup_logger
@@ -77,9 +77,9 @@ def collect_env_info() -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
 
 
-# What a command-line tool reports as one line: a bad config key or value, a missing or unreadable file, a setting
-# the data or the machine cannot satisfy.
-INPUT_ERRORS = (ValueError, FileNotFoundError, ImageReadError)
+# What a command-line tool reports as one line: a bad config key or value, a missing, unreadable or damaged file, a
+# setting the data or the machine cannot satisfy, a checkpoint that cannot be written (disk full).
+INPUT_ERRORS = (ValueError, FileNotFoundError, ImageReadError, CheckpointWriteError)
 
 
 def run_tool(tool: str, fn: Callable, *args) -> int:

@@ -12,10 +12,18 @@ from .state_codec import ARRAY_PREFIX, RNGStates, decode_state, encode_state
 from .state_dict import IncompatibleKeys, load_torch_state_dict, strip_prefix
 from .torch_pickle import find_state_dict, load_pth_object
 
-__all__ = ["Checkpointer"]
+__all__ = ["CheckpointError", "CheckpointWriteError", "Checkpointer"]
 
 _STATE_KEY = "__fastreid_ms_state__"
 _FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: unreadable, truncated, corrupt (CRC32 mismatch) or of unknown format."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, folder not writable ...); the files written before are intact."""
 
 
 class Checkpointer:
@@ -28,7 +36,12 @@ class Checkpointer:
     structure; plus ``extra`` such as epoch/metric) as a JSON string in the ``append_dict`` entry
     ``__fastreid_ms_state__`` - no pickle. The RNG states (Python, numpy, MindSpore) are saved as the checkpointable
     ``rng`` unless one is given. The file is written to a temporary name in the same directory, fsync-ed and renamed
-    over the target (``last_checkpoint`` too), so a crash never leaves a truncated checkpoint under a final name.
+    over the target (``last_checkpoint`` too), so a crash never leaves a truncated checkpoint under a final name;
+    the file carries MindSpore's CRC32 of its content, verified at every load, so a checkpoint damaged later is
+    detected before any weight is loaded (:class:`CheckpointError`). A failed write (disk full, folder not
+    writable) raises :class:`CheckpointWriteError` naming the file and leaves the earlier checkpoints and
+    ``last_checkpoint`` as they were. ``resume_or_load`` falls back from a damaged last checkpoint to the newest
+    intact one in the folder, and says so.
 
     ``load(path)`` reads such a ``.ckpt``, a plain MindSpore ``.ckpt`` of PyTorch-named parameters, or a PyTorch
     ``.pth`` (read without torch by :mod:`fastreid_ms.utils.torch_pickle`; a ``module.`` prefix is stripped; the
@@ -68,13 +81,22 @@ class Checkpointer:
                     "state": encode_state(state, arrays, "state")}
         tensors.extend({"name": k, "data": mindspore.Tensor(v)} for k, v in arrays.items())
         self.logger.info("Saving checkpoint to {}".format(save_file))
-        with atomic_write(save_file) as tmp:
-            mindspore.save_checkpoint(tensors, tmp, append_dict={_STATE_KEY: json.dumps(skeleton)})
+        try:
+            with atomic_write(save_file) as tmp:
+                mindspore.save_checkpoint(tensors, tmp, append_dict={_STATE_KEY: json.dumps(skeleton)},
+                                          crc_check=True)
+        except Exception as e:
+            raise CheckpointWriteError(f"cannot write checkpoint {save_file}: {e}; the checkpoints written before "
+                                       f"and last_checkpoint are unchanged") from e
         self.tag_last_checkpoint(basename)
         return save_file
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-        atomic_write_text(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename)
+        path = os.path.join(self.save_dir, "last_checkpoint")
+        try:
+            atomic_write_text(path, last_filename_basename)
+        except Exception as e:
+            raise CheckpointWriteError(f"cannot write {path}: {e}; it still names the previous checkpoint") from e
 
     # ------------------------------------------------------------------------------------------------ query
     def has_checkpoint(self) -> bool:
@@ -102,12 +124,29 @@ class Checkpointer:
         """With ``resume`` and a ``last_checkpoint`` in ``save_dir``: load that file fully (model, checkpointables,
         RNG). Otherwise load the model weights of ``path`` only ("" = nothing)."""
         if resume and self.has_checkpoint():
-            last = self.get_checkpoint_file()
-            if not os.path.isfile(last):
-                raise FileNotFoundError(f"{os.path.join(self.save_dir, 'last_checkpoint')} names {last!r}, which "
-                                        f"does not exist")
-            return self.load(last)
+            return self._resume(self.get_checkpoint_file())
         return self.load(path, checkpointables=[])
+
+    def _resume(self, last: str) -> Dict[str, Any]:
+        """Load ``last`` fully, or, when it is missing or damaged, the newest intact checkpoint of ``save_dir``."""
+        tag = os.path.join(self.save_dir, "last_checkpoint")
+        others = sorted((f for f in self.get_all_checkpoint_files() if f.endswith(".ckpt") and f != last),
+                        key=os.path.getmtime, reverse=True)
+        problems = []
+        for candidate in [last] + others:
+            try:
+                if not os.path.isfile(candidate):
+                    raise CheckpointError(f"{tag} names {candidate!r}, which does not exist")
+                content = self._read(candidate)
+            except CheckpointError as e:
+                self.logger.warning("Cannot resume from %s: %s", candidate, e)
+                problems.append(str(e))
+                continue
+            if candidate != last:
+                self.logger.warning("Resuming from %s, the newest intact checkpoint, instead of %s named by %s",
+                                    candidate, last, tag)
+            return self._apply(candidate, *content, checkpointables=None)
+        raise CheckpointError(f"no intact checkpoint to resume from in {self.save_dir}: " + "; ".join(problems))
 
     def load(self, path: str, checkpointables: Optional[List[str]] = None) -> Dict[str, Any]:
         """Load ``path`` into the model and the named checkpointables (all if None); returns the remaining extra
@@ -117,11 +156,18 @@ class Checkpointer:
             return {}
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Checkpoint {path!r} not found!")
-        self.logger.info("Loading checkpoint from {}".format(path))
+        return self._apply(path, *self._read(path), checkpointables=checkpointables)
+
+    def _read(self, path: str):
+        """``(model_state, checkpointable states, extra)`` of the file ``path``, verified, nothing loaded yet."""
+        if not os.access(path, os.R_OK):
+            raise CheckpointError(f"checkpoint {path} is not readable (permission denied)")
         if path.endswith((".pth", ".pt", ".pkl")):
-            model_state, states, extra = self._read_torch(path)
-        else:
-            model_state, states, extra = self._read_ckpt(path)
+            return self._read_torch(path)
+        return self._read_ckpt(path)
+
+    def _apply(self, path: str, model_state, states, extra, checkpointables: Optional[List[str]]) -> Dict[str, Any]:
+        self.logger.info("Loading checkpoint from {}".format(path))
         self._load_model(model_state, path)
         names = list(self.checkpointables) if checkpointables is None else list(checkpointables)
         for key in names:
@@ -134,9 +180,10 @@ class Checkpointer:
 
     def _read_ckpt(self, path: str):
         try:
-            raw = mindspore.load_checkpoint(path)
-        except ValueError as e:
-            raise ValueError(f"cannot read checkpoint {path!r}: {e}") from None
+            raw = mindspore.load_checkpoint(path, crc_check=True)
+        except ValueError:
+            raise CheckpointError(f"checkpoint {path} is truncated or corrupt (it does not parse or its CRC32 does "
+                                  f"not match its content)") from None
         skeleton_text = raw.pop(_STATE_KEY, None)
         arrays = {k: v.asnumpy() for k, v in raw.items() if k.startswith(ARRAY_PREFIX)}
         model_state = {k: v.asnumpy() for k, v in raw.items() if not k.startswith(ARRAY_PREFIX)}
@@ -144,8 +191,8 @@ class Checkpointer:
             return model_state, {}, {}
         skeleton = json.loads(str(skeleton_text))
         if skeleton.get("format") != "fastreid_ms" or skeleton.get("version") != _FORMAT_VERSION:
-            raise ValueError(f"{path}: unknown fastreid_ms checkpoint format {skeleton.get('format')!r} version "
-                             f"{skeleton.get('version')!r}")
+            raise CheckpointError(f"{path}: unknown fastreid_ms checkpoint format {skeleton.get('format')!r} "
+                                  f"version {skeleton.get('version')!r}")
         for k, (shape, dtype) in skeleton.get("empty_model_tensors", {}).items():
             model_state[k] = np.zeros(tuple(shape), dtype=np.dtype(dtype))
         state = decode_state(skeleton["state"], arrays)

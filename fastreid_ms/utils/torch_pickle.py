@@ -46,7 +46,7 @@ _STORAGE_TYPES = {
 }
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(pickle.UnpicklingError, ValueError):
     """The file references a Python global that is not needed to rebuild tensors; nothing was executed."""
 
 
@@ -267,9 +267,15 @@ def load_pth_object(path: str) -> Any:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"PyTorch checkpoint {path!r} does not exist")
-    if zipfile.is_zipfile(path):
-        return _load_zip(path)
-    return _load_legacy(path)
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_zip(path)
+        return _load_legacy(path)
+    except ValueError:
+        raise
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt): "
+                         f"{type(e).__name__}: {e}") from None
 
 
 def find_state_dict(obj: Any, where: str = "checkpoint") -> Dict[str, np.ndarray]:

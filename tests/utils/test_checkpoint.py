@@ -15,7 +15,7 @@ import pytest
 from mindspore import Parameter, Tensor, nn
 
 from fastreid_ms.solver import SGD, CosineAnnealingLR
-from fastreid_ms.utils.checkpoint import Checkpointer
+from fastreid_ms.utils.checkpoint import CheckpointError, Checkpointer, CheckpointWriteError
 from fastreid_ms.utils.periodic_checkpointer import PeriodicCheckpointer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,7 +153,9 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(mindspore, "save_checkpoint", broken_save)
     net.fc.set_data(Tensor(np.zeros((3, 3), np.float32)))
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointWriteError, match=f"cannot write checkpoint {tmp_path / 'model_0002.ckpt'}: disk "
+                                                   f"full; the checkpoints written before and last_checkpoint are "
+                                                   f"unchanged"):
         ckpt.save("model_0002", epoch=2)
     monkeypatch.undo()
     assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0001.ckpt"]
@@ -288,3 +290,49 @@ def test_checkpoint_keep_zero_keeps_everything_and_negative_is_refused(tmp_path)
                                             "model_0002.ckpt", "model_best.ckpt", "model_final.ckpt"]
     with pytest.raises(ValueError, match="SOLVER.CHECKPOINT_KEEP must be >= 0"):
         PeriodicCheckpointer(ckpt, 1, max_epoch=4, max_to_keep=-1)
+
+
+def _damage(path, how: str) -> None:
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:  # one flipped byte inside the tensor data
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_damaged_checkpoint_is_refused_before_any_weight_is_loaded(tmp_path, how):
+    net = _Net()
+    path = Checkpointer(net, str(tmp_path)).save("model_0000", epoch=0)
+    _damage(Path(path), how)
+    target = _Net(seed=9)
+    before = _weights(target)
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} is truncated or corrupt"):
+        Checkpointer(target, str(tmp_path)).load(path, checkpointables=[])
+    for name, value in _weights(target).items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, capture_logs):
+    net = _Net()
+    ckpt = Checkpointer(net, str(tmp_path))
+    ckpt.save("model_0000", epoch=0)
+    os.utime(tmp_path / "model_0000.ckpt", (1, 1))
+    net.fc.set_data(Tensor(np.full((3, 3), 2.0, np.float32)))
+    ckpt.save("model_0001", epoch=1)
+    os.utime(tmp_path / "model_0001.ckpt", (2, 2))
+    expected = _weights(net)
+    ckpt.save("model_0002", epoch=2)
+    _damage(tmp_path / "model_0002.ckpt", "truncate")
+    resumed = Checkpointer(_Net(seed=3), str(tmp_path))
+    with capture_logs("fastreid_ms.utils.checkpoint") as records:
+        assert resumed.resume_or_load("", resume=True) == {"epoch": 1}
+    np.testing.assert_array_equal(resumed.model.fc.asnumpy(), expected["fc"])
+    messages = [r.getMessage() for r in records]
+    assert any("Resuming from" in m and "model_0001.ckpt, the newest intact checkpoint, instead of" in m
+               for m in messages), messages
+    for name in ("model_0000.ckpt", "model_0001.ckpt"):
+        _damage(tmp_path / name, "flip")
+    with pytest.raises(CheckpointError, match="no intact checkpoint to resume from"):
+        Checkpointer(_Net(), str(tmp_path)).resume_or_load("", resume=True)
