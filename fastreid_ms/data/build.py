@@ -7,7 +7,7 @@ from fastreid_ms.utils import comm
 
 from . import samplers
 from .common import CommDataset
-from .data_utils import filter_readable
+from .data_utils import check_image_files, filter_readable
 from .datasets import DATASET_REGISTRY
 from .loader import ReidDataLoader
 from .synthetic import ensure_synthetic_datasets
@@ -54,6 +54,8 @@ def build_train_set(cfg, transforms=None, combineall: Optional[bool] = None,
         items = data.train
         if cfg.DATALOADER.SKIP_UNREADABLE_IMAGES:
             items = filter_readable(items, f"{name} train")
+        else:
+            check_image_files(items, f"{name} train")
         if not items:
             raise ValueError(f"{name}: no training images found under DATASETS.ROOT={cfg.DATASETS.ROOT!r}")
         per_domain.append(items)
@@ -156,6 +158,8 @@ def build_reid_test_loader(cfg, dataset_name: str, *, rank: Optional[int] = None
     if cfg.DATALOADER.SKIP_UNREADABLE_IMAGES:
         query = filter_readable(query, f"{dataset_name} query")
         gallery = filter_readable(gallery, f"{dataset_name} gallery")
+    else:
+        check_image_files(list(query) + list(gallery), f"{dataset_name} query/gallery")
     if not query or not gallery:
         raise ValueError(f"{dataset_name} has {len(query)} query and {len(gallery)} gallery images; it cannot be "
                          f"used in DATASETS.TESTS (train-only datasets such as cuhkSYSU have no test split)")

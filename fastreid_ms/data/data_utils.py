@@ -1,5 +1,6 @@
-"""Image reading (FastReID ``read_image``) and the unreadable-image pre-scan."""
+"""Image reading (FastReID ``read_image``), the up-front file check and the unreadable-image pre-scan."""
 import logging
+import os
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -63,3 +64,28 @@ def filter_readable(items: Sequence[Tuple], what: str = "") -> List[Tuple]:
             continue
         kept.append(item)
     return kept
+
+
+def check_image_files(items: Sequence[Tuple], what: str) -> None:
+    """Fail before training or evaluation starts when an image file of ``items`` is missing, empty or not readable.
+
+    Cheap (one ``stat`` and one access check per file, no decoding): a file that exists but does not decode is
+    still found when it is read, by :func:`read_image`, whose error names it. Raises :class:`ImageReadError` naming
+    ``what``, how many files are bad and the first of them."""
+    bad = []
+    for item in items:
+        path = item[0]
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            bad.append(f"{path} (missing)")
+            continue
+        if size == 0:
+            bad.append(f"{path} (empty)")
+        elif not os.access(path, os.R_OK):
+            bad.append(f"{path} (not readable)")
+    if bad:
+        shown = "; ".join(bad[:3]) + ("; ..." if len(bad) > 3 else "")
+        raise ImageReadError(f"{what}: {len(bad)} of {len(items)} image files are missing, empty or unreadable: "
+                             f"{shown} (fix or remove them, or set DATALOADER.SKIP_UNREADABLE_IMAGES True to skip "
+                             f"images that do not decode)")

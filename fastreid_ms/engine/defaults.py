@@ -31,7 +31,7 @@ from fastreid_ms.utils.logger import command_error_logger, log_traceback_to_file
 from fastreid_ms.utils.onednn import onednn_isa_decision
 from . import hooks
 from .meta_train_loop import MetaLearningTrainer
-from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase, TrainingPreempted
 
 __all__ = ["default_argument_parser", "default_setup", "collect_env_info", "run_tool", "INPUT_ERRORS", "DefaultTrainer",
            "DefaultPredictor"]
@@ -83,11 +83,15 @@ INPUT_ERRORS = (ValueError, FileNotFoundError, ImageReadError, CheckpointWriteEr
 
 
 def run_tool(tool: str, fn: Callable, *args) -> int:
-    """Run a command-line tool's ``fn(*args)`` and return its exit code: 0, or 2 after an input error
+    """Run a command-line tool's ``fn(*args)`` and return its exit code: 0; 2 after an input error
     (:data:`INPUT_ERRORS`), reported as one line ``<tool>: error: <message>`` on stderr with its traceback written
-    to the log files only (``OUTPUT_DIR/log.txt`` once the job setup has run)."""
+    to the log files only (``OUTPUT_DIR/log.txt`` once the job setup has run); 128 + signal number after a
+    preemption (:class:`TrainingPreempted`: one line naming the checkpoint to resume from)."""
     try:
         fn(*args)
+    except TrainingPreempted as e:
+        command_error_logger().error(f"{tool}: {e}")
+        return e.exit_code
     except INPUT_ERRORS as e:
         log_traceback_to_files(logging.getLogger("fastreid_ms"), f"{tool}: fatal error")
         command_error_logger().error(f"{tool}: error: {e}")
@@ -241,6 +245,7 @@ class DefaultTrainer(TrainerBase):
         self.checkpointer = Checkpointer(self.model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
                                          **checkpointables)
         self.start_epoch = 0
+        self.start_iter = 0
         self.max_epoch = cfg.SOLVER.MAX_EPOCH
         self.warmup_iters = warmup_iterations(cfg, self.iters_per_epoch)
         self.delay_epochs = cfg.SOLVER.DELAY_EPOCHS
@@ -249,17 +254,20 @@ class DefaultTrainer(TrainerBase):
 
     def resume_or_load(self, resume: bool = True) -> None:
         """With ``resume`` and ``OUTPUT_DIR/last_checkpoint``: restore everything (the best metric so far included)
-        and continue at the next epoch; otherwise load ``MODEL.WEIGHTS`` (model only) if set."""
+        and continue at the iteration after the checkpoint (the next epoch, or within an epoch after a preemption);
+        otherwise load ``MODEL.WEIGHTS`` (model only) if set."""
         checkpoint = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if resume and self.checkpointer.has_checkpoint():
-            self.start_epoch = int(checkpoint.get("epoch", -1)) + 1
+            default = (int(checkpoint.get("epoch", -1)) + 1) * self.iters_per_epoch
+            self.start_iter = int(checkpoint.get("iteration", default))
+            self.start_epoch = self.start_iter // self.iters_per_epoch
             for hook in self._hooks:
                 if isinstance(hook, hooks.PeriodicCheckpointer):
                     hook.restore(checkpoint)
 
     def build_hooks(self) -> List:
         """IterationTimer, LRScheduler (main, then meta), [PreciseBN], [LayerFreeze], EvalHook,
-        PeriodicCheckpointer, PeriodicWriter and TrainingCurves (main process), in this order."""
+        PeriodicCheckpointer, PeriodicWriter and TrainingCurves (main process), Preemption, in this order."""
         cfg = self.cfg
         ret = [hooks.IterationTimer(), hooks.LRScheduler(self.optimizer, self.scheduler)]
         if self.meta:
@@ -287,6 +295,8 @@ class DefaultTrainer(TrainerBase):
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=cfg.SOLVER.LOG_PERIOD))
             if cfg.OUTPUT_DIR:
                 ret.append(hooks.TrainingCurves(cfg.OUTPUT_DIR, cfg.TEST.EVAL_PERIOD))
+        periodic = [h for h in ret if isinstance(h, hooks.PeriodicCheckpointer)]
+        ret.append(hooks.Preemption(self.checkpointer, periodic[0] if periodic else None))
         return ret
 
     def build_writers(self) -> List:
@@ -298,9 +308,9 @@ class DefaultTrainer(TrainerBase):
 
     def train(self):
         """Train from ``start_epoch`` to ``SOLVER.MAX_EPOCH``; returns the last evaluation results."""
-        logging.getLogger(__name__).info(describe_schedule(self.cfg, self.iters_per_epoch, self.start_epoch,
+        logging.getLogger(__name__).info(describe_schedule(self.cfg, self.iters_per_epoch, self.start_iter,
                                                            comm.get_world_size()))
-        super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch)
+        super().train(self.start_epoch, self.max_epoch, self.iters_per_epoch, start_iter=self.start_iter)
         return getattr(self, "_last_eval_results", None)
 
     def run_step(self):
@@ -397,12 +407,12 @@ class DefaultTrainer(TrainerBase):
         return cfg
 
 
-def describe_schedule(cfg, iters_per_epoch: int, start_epoch: int, world_size: int) -> str:
+def describe_schedule(cfg, iters_per_epoch: int, start_iter: int, world_size: int) -> str:
     """The line a training run starts with: iterations per epoch and in total, where it starts, the device and
     processes, and the images each process computes per iteration."""
     total = iters_per_epoch * cfg.SOLVER.MAX_EPOCH
     batch, replicas = cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.DP_REPLICAS
-    start = (f"resuming at epoch {start_epoch} (iteration {start_epoch * iters_per_epoch})" if start_epoch
+    start = (f"resuming at epoch {start_iter // iters_per_epoch} (iteration {start_iter})" if start_iter
              else "starting at epoch 0")
     return (f"Training schedule: {iters_per_epoch} iterations per epoch x {cfg.SOLVER.MAX_EPOCH} epochs = {total} "
             f"iterations, {start}; {world_size} process(es) on {cfg.MODEL.DEVICE}; batch {batch} images per "

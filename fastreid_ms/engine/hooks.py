@@ -1,16 +1,19 @@
 """Standard training hooks (FastReID/ACL-DGReID ``engine/hooks.py``) for :class:`~.train_loop.TrainerBase`.
 
 DefaultTrainer registers, in this order: IterationTimer, LRScheduler (one per optimizer), [PreciseBN],
-[LayerFreeze], EvalHook, PeriodicCheckpointer, PeriodicWriter.
+[LayerFreeze], EvalHook, PeriodicCheckpointer, PeriodicWriter, TrainingCurves, Preemption.
 """
 import datetime
 import itertools
 import logging
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from typing import Callable, Dict, Optional, Sequence
 
+import numpy as np
 from mindspore import Tensor, ops
 
 from fastreid_ms.modeling.passes import batch_arrays
@@ -20,10 +23,10 @@ from fastreid_ms.utils.periodic_checkpointer import PeriodicCheckpointer as _Per
 from fastreid_ms.utils.curves import save_training_curves
 from fastreid_ms.utils.events import EventStorage, EventWriter, flatten_results_dict, get_event_storage
 from fastreid_ms.utils.params import assign_values
-from .train_loop import HookBase
+from .train_loop import HookBase, TrainingPreempted
 
 __all__ = ["CallbackHook", "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook",
-           "TrainingCurves",
+           "TrainingCurves", "Preemption",
            "PreciseBN", "LayerFreeze", "get_bn_cells", "update_bn_stats"]
 
 logger = logging.getLogger(__name__)
@@ -172,7 +175,63 @@ class PeriodicCheckpointer(_PeriodicCheckpointer, HookBase):
     def after_epoch(self):
         latest = get_event_storage().latest()
         metric = latest[self.metric_name][0] if self.metric_name in latest else -1
-        self.step(self.trainer.epoch, metric=metric)
+        self.step(self.trainer.epoch, metric=metric, iteration=self.trainer.iter)
+
+
+class Preemption(HookBase):
+    """Stop cleanly on SIGTERM / SIGINT (cluster preemption, Ctrl-C): the step running when the signal arrives is
+    finished (at the last step of an epoch: the epoch's evaluation and checkpoints too), then ``model_preempted``
+    is saved with everything ``--resume`` needs to continue at the next iteration exactly, and
+    :class:`~.train_loop.TrainingPreempted` (as ``trainer.stop_request``, after the other hooks) ends the run (the tools exit with code 128 + signal number). A second
+    SIGINT interrupts at once (``KeyboardInterrupt``). With several processes the stop is agreed on after every
+    step (a one-number all-reduce), so all stop at the same iteration; only the main process writes. The previous
+    handlers are restored after training. ``checkpointer`` is the trainer's Checkpointer; ``periodic`` (main
+    process) supplies the best metric to keep in the file."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, checkpointer, periodic: Optional[PeriodicCheckpointer] = None):
+        self.checkpointer = checkpointer
+        self.periodic = periodic
+        self.signum = 0
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        logger.warning("Received %s: stopping after the current step with a checkpoint", signal.Signals(signum).name)
+
+    def before_train(self):
+        self.signum = 0
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def after_train(self):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def _requested(self) -> int:
+        if comm.get_world_size() > 1:
+            return int(comm.all_reduce_sum(np.array([self.signum], dtype=np.float32))[0])
+        return self.signum
+
+    def after_step(self):
+        if (self.trainer.iter + 1) % self.trainer.iters_per_epoch and self._requested():
+            self._stop(self.trainer.iter + 1)
+
+    def after_epoch(self):
+        if self.trainer.epoch + 1 < self.trainer.max_epoch and self._requested():
+            self._stop(self.trainer.iter)
+
+    def _stop(self, iteration: int):
+        signum = self.signum or signal.SIGTERM
+        extra = {"epoch": self.trainer.epoch, "iteration": iteration, "metric": -1}
+        if self.periodic is not None:
+            extra.update(best_metric=self.periodic.best_metric, best_epoch=self.periodic.best_epoch)
+        path = self.checkpointer.save("model_preempted", **extra) if comm.is_main_process() else None
+        self.trainer.stop_request = TrainingPreempted(signum, iteration, path or "")
 
 
 class LRScheduler(HookBase):
@@ -253,8 +312,9 @@ class EvalHook(HookBase):
 
     def after_train(self):
         next_epoch = self.trainer.epoch + 1
-        # only after a complete training (not after an exception) and if the last epoch had no evaluation
-        if self._period > 0 and next_epoch % self._period != 0 and next_epoch >= self.trainer.max_epoch:
+        # only after a complete training (not after an exception or a preemption) and if the last epoch had no
+        # evaluation
+        if self._period > 0 and next_epoch % self._period != 0 and self.trainer.iter >= self.trainer.max_iter:
             self._do_eval()
         self._func = None
 

@@ -8,6 +8,7 @@ implements the ordinary FastReID step (one loader, one optimizer) with the model
 trainer reuses for its basic and meta steps.
 """
 import logging
+import signal
 import time
 import weakref
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -22,8 +23,8 @@ from fastreid_ms.utils import comm
 from fastreid_ms.utils.events import EventStorage, get_event_storage
 from fastreid_ms.utils.params import assign_values
 
-__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "DynamicGradScaler", "LossPass", "loader_state",
-           "load_loader_state"]
+__all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "DynamicGradScaler", "LossPass", "TrainingPreempted",
+           "loader_state", "load_loader_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +68,32 @@ class HookBase:
         pass
 
 
+class TrainingPreempted(Exception):
+    """Training stopped on a signal (SIGTERM / SIGINT) after a complete step, with a checkpoint to resume from."""
+
+    def __init__(self, signum: int, iteration: int, checkpoint: str):
+        name = signal.Signals(signum).name
+        where = f"checkpoint {checkpoint} written" if checkpoint else "no checkpoint written (not the main process)"
+        super().__init__(f"stopped by {name} before iteration {iteration}; {where}; continue with --resume")
+        self.signum, self.iteration, self.checkpoint = signum, iteration, checkpoint
+        self.exit_code = 128 + signum
+
+
 class TrainerBase:
     """Epoch/iteration loop with hooks.
 
     Attributes: ``iter`` (global iteration, continuing across epochs), ``epoch``, ``start_iter``, ``max_epoch``,
     ``iters_per_epoch``, ``max_iter``, ``storage`` (the EventStorage open during :meth:`train`), and the values the
     standard hooks read: ``warmup_iters`` and ``delay_epochs`` (LRScheduler hook, 0 by default), ``grad_scaler``
-    (None unless mixed precision), ``cfg`` (PeriodicCheckpointer: ``DATASETS.TESTS`` names the eval metric).
+    (None unless mixed precision), ``cfg`` (PeriodicCheckpointer: ``DATASETS.TESTS`` names the eval metric);
+    ``stop_request``: an exception a hook sets to end training after the current step (or epoch end) once all
+    hooks have run.
     """
 
     grad_scaler = None
     warmup_iters = 0
     delay_epochs = 0
+    stop_request = None
 
     def __init__(self):
         self._hooks: List[HookBase] = []
@@ -99,25 +114,31 @@ class TrainerBase:
             h.trainer = weakref.proxy(self)
         self._hooks.extend(hooks)
 
-    def train(self, start_epoch: int, max_epoch: int, iters_per_epoch: int) -> None:
+    def train(self, start_epoch: int, max_epoch: int, iters_per_epoch: int, start_iter: Optional[int] = None) -> None:
         """Run epochs ``start_epoch .. max_epoch - 1`` of ``iters_per_epoch`` steps; ``iter`` starts at
-        ``start_epoch * iters_per_epoch``."""
-        logger.info("Starting training from epoch {}".format(start_epoch))
+        ``start_epoch * iters_per_epoch``, or at ``start_iter`` (a run stopped within an epoch continues there: the
+        first epoch runs its remaining steps)."""
+        if start_iter is None:
+            start_iter = start_epoch * iters_per_epoch
+        start_epoch = start_iter // iters_per_epoch
+        logger.info("Starting training from epoch {}, iteration {}".format(start_epoch, start_iter))
         self.max_epoch = max_epoch
         self.iters_per_epoch = iters_per_epoch
         self.max_iter = max_epoch * iters_per_epoch
-        self.iter = self.start_iter = start_epoch * iters_per_epoch
+        self.iter = self.start_iter = start_iter
         with EventStorage(self.start_iter) as self.storage:
             try:
                 self.before_train()
                 for self.epoch in range(start_epoch, max_epoch):
                     self.before_epoch()
-                    for _ in range(iters_per_epoch):
+                    for _ in range(self.iter - self.epoch * iters_per_epoch, iters_per_epoch):
                         self.before_step()
                         self.run_step()
                         self.after_step()
                         self.iter += 1
                     self.after_epoch()
+            except TrainingPreempted:
+                raise
             except Exception:
                 logger.exception("Exception during training:")
                 raise
@@ -147,12 +168,21 @@ class TrainerBase:
     def after_step(self):
         for h in self._hooks:
             h.after_step()
+        self._raise_stop_request()
 
     def after_epoch(self):
         # as FastReID: epoch-end scalars (evaluation results) are recorded at the next iteration number
         self.storage.iter = self.iter
         for h in self._hooks:
             h.after_epoch()
+        self._raise_stop_request()
+
+    def _raise_stop_request(self):
+        """A hook's ``trainer.stop_request`` (an exception, e.g. TrainingPreempted) ends training once every hook
+        has seen the step or epoch."""
+        if self.stop_request is not None:
+            request, self.stop_request = self.stop_request, None
+            raise request
 
     def run_step(self):
         raise NotImplementedError

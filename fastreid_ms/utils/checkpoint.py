@@ -181,9 +181,9 @@ class Checkpointer:
     def _read_ckpt(self, path: str):
         try:
             raw = mindspore.load_checkpoint(path, crc_check=True)
-        except ValueError:
+        except ValueError as e:
             raise CheckpointError(f"checkpoint {path} is truncated or corrupt (it does not parse or its CRC32 does "
-                                  f"not match its content)") from None
+                                  f"not match its content: {e})") from None
         skeleton_text = raw.pop(_STATE_KEY, None)
         arrays = {k: v.asnumpy() for k, v in raw.items() if k.startswith(ARRAY_PREFIX)}
         model_state = {k: v.asnumpy() for k, v in raw.items() if not k.startswith(ARRAY_PREFIX)}

@@ -77,8 +77,10 @@ class PeriodicCheckpointer:
         self.checkpointer.save(name, **kwargs)
 
     def _remove_old_periodic(self) -> None:
+        if self.max_to_keep == 0:
+            return
         save_dir = self.checkpointer.save_dir
-        if self.max_to_keep == 0 or not save_dir or not os.path.isdir(save_dir):
+        if not save_dir or not os.path.isdir(save_dir):
             return
         periodic = sorted((int(m.group(1)), name) for name in os.listdir(save_dir)
                           for m in [_PERIODIC_NAME.match(name)] if m)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from fastreid_ms.data import (DATASET_REGISTRY, DatasetLayoutError, ImageReadError, build_reid_test_loader,
                               build_reid_train_loader, read_image)
+from fastreid_ms.data.data_utils import check_image_files
 from fastreid_ms.data.datasets import MSMT17, Market1501
 from fastreid_ms.data.synthetic import SyntheticSizes, make_synthetic_reid
 
@@ -152,3 +153,23 @@ def test_exif_rotated_jpeg_is_turned_upright(tmp_path):
     assert image.size == (20, 40)
     array = np.asarray(image, np.int16)
     assert array[:8, :, 0].mean() > 200 and array[-8:, :, 0].mean() < 50, "red band must end up on top"
+
+
+def test_empty_image_file_fails_before_training_naming_it(make_cfg, corrupt_root):
+    root, bad = corrupt_root
+    open(bad, "wb").close()
+    cfg = make_cfg(names=("cuhkSYSU",), root=root, DATALOADER__SAMPLER_TRAIN="TrainingSampler",
+                   SOLVER__IMS_PER_BATCH=12)
+    with pytest.raises(ImageReadError, match=f"cuhkSYSU train: 1 of 12 image files are missing, empty or "
+                                             f"unreadable: {bad} \\(empty\\)"):
+        build_reid_train_loader(cfg)
+
+
+def test_file_check_names_missing_files_and_counts_them(tmp_path):
+    good = tmp_path / "a.jpg"
+    good.write_bytes(b"x")
+    items = [(str(good), 0, 0)] + [(str(tmp_path / f"gone{i}.jpg"), 0, 0) for i in range(4)]
+    with pytest.raises(ImageReadError, match=f"Market1501 query/gallery: 4 of 5 image files are missing, empty or "
+                                             f"unreadable: {tmp_path / 'gone0.jpg'} \\(missing\\); .*; \\.\\.\\."):
+        check_image_files(items, "Market1501 query/gallery")
+    check_image_files(items[:1], "fine")

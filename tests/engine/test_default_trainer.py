@@ -6,6 +6,7 @@ Images are 64x32 (the golden fixtures' size): at 32x16 the last stages' maps are
 DR50's batch-statistics gradients explode (~1e8 on the stem at the first step), as the reference's would."""
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest
 
 from fastreid_ms.config import get_cfg
 from fastreid_ms.data.synthetic import make_synthetic_reid
-from fastreid_ms.engine import CallbackHook, DefaultTrainer
+from fastreid_ms.engine import CallbackHook, DefaultTrainer, TrainingPreempted
 from fastreid_ms.engine.defaults import default_setup
+from fastreid_ms.utils.params import assign_values
 from torch_writer import fake_torch, save_state_dict_pth  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,8 +58,9 @@ class _Args:
     resume = False
 
 
-def _train(cfg, resume=False, crash_at_iter=None):
-    """Run DefaultTrainer; returns {iteration: {loss name: value}} recorded after every step."""
+def _train(cfg, resume=False, nan_at_iter=None):
+    """Run DefaultTrainer; returns {iteration: {loss name: value}} recorded after every step. ``nan_at_iter``: NaN
+    written into a classifier's weights at the start of that iteration, so that its loss is NaN."""
     default_setup(cfg, _Args())
     trainer = DefaultTrainer(cfg)
     losses = {}
@@ -66,17 +69,18 @@ def _train(cfg, resume=False, crash_at_iter=None):
         latest = t.storage.latest()
         losses[t.iter] = {k: v for k, (v, it) in latest.items() if k.startswith("loss") and it == t.iter}
 
-    def crash(t):
-        if t.iter == crash_at_iter:
-            raise RuntimeError("simulated crash")
+    def poison(t):
+        if t.iter == nan_at_iter:
+            weight = t.model.heads.weight1.weight
+            assign_values([weight], [np.full(weight.shape, np.nan, np.float32)])
 
-    trainer.register_hooks([CallbackHook(after_step=record, before_step=crash)])
+    trainer.register_hooks([CallbackHook(after_step=record, before_step=poison)])
     trainer.resume_or_load(resume=resume)
-    if crash_at_iter is None:
-        trainer.train()
-    else:
-        with pytest.raises(RuntimeError, match="simulated crash"):
+    if nan_at_iter is not None:
+        with pytest.raises(FloatingPointError, match=f"Loss became infinite or NaN at iteration={nan_at_iter}!"):
             trainer.train()
+    else:
+        trainer.train()
     return trainer, losses
 
 
@@ -111,24 +115,73 @@ def test_training_run_writes_logs_checkpoints_and_evaluates(full_run):
     assert "eta:" in log and "lr:" in log and "Rank-1" in log
 
 
-def test_resume_after_crash_continues_with_identical_losses(data_root, full_run, tmp_path):
-    """Killed after the first epoch (which holds the first meta step), resumed: every later step, three meta
-    periods included, has the uninterrupted run's losses (the compiled graphs must see the loaded weights,
-    optimizer buffers and gradient-presence memory, not the values they were compiled with)."""
+def test_resume_after_nan_loss_continues_with_identical_losses(data_root, full_run, tmp_path):
+    """A NaN loss in the second epoch stops the run (FloatingPointError naming the iteration) with the first
+    epoch's checkpoint intact; resumed from it, every later step, three meta periods included, has the
+    uninterrupted run's losses (the compiled graphs must see the loaded weights, optimizer buffers and
+    gradient-presence memory, not the values they were compiled with)."""
     _, full_trainer, full = full_run
     ipe = full_trainer.iters_per_epoch
     cfg = tiny_cfg(data_root, tmp_path / "crashed", max_epoch=FULL_EPOCHS)
-    _, first = _train(cfg, crash_at_iter=ipe)
+    _, first = _train(cfg, nan_at_iter=ipe + 1)
     assert (tmp_path / "crashed" / "last_checkpoint").read_text().strip() == "model_0000.ckpt"
     resumed_trainer, resumed = _train(cfg, resume=True)
     assert resumed_trainer.start_epoch == 1
-    assert sorted(first) == list(range(ipe))
+    assert sorted(first) == list(range(ipe + 1))
     assert sorted(resumed) == list(range(ipe, len(full)))
     assert sum("loss_triplet_mtest" in resumed[it] for it in resumed) >= 3
     for it in resumed:
         assert resumed[it].keys() == full[it].keys(), it
         np.testing.assert_allclose([resumed[it][k] for k in full[it]], [full[it][k] for k in full[it]], rtol=1e-6,
                                    err_msg=f"iteration {it} after resume differs from the uninterrupted run")
+
+
+def _train_until_signal(cfg, signal_before_iter, resume):
+    """Run DefaultTrainer and send this process SIGTERM at the start of iteration ``signal_before_iter``; returns
+    the trainer, the recorded losses and the TrainingPreempted it ended with."""
+    default_setup(cfg, _Args())
+    trainer = DefaultTrainer(cfg)
+    losses = {}
+
+    def record(t):
+        latest = t.storage.latest()
+        losses[t.iter] = {k: v for k, (v, it) in latest.items() if k.startswith("loss") and it == t.iter}
+
+    def send(t):
+        if t.iter == signal_before_iter:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    trainer.register_hooks([CallbackHook(after_step=record, before_step=send)])
+    trainer.resume_or_load(resume=resume)
+    with pytest.raises(TrainingPreempted) as stopped:
+        trainer.train()
+    return trainer, losses, stopped.value
+
+
+def test_preempted_twice_resumes_at_the_exact_iteration(data_root, full_run, tmp_path):
+    """SIGTERM inside an epoch, then at an epoch's last step: each time the running step finishes (at an epoch end
+    also the epoch's evaluation and checkpoints), model_preempted is written and --resume continues at the next
+    iteration with the uninterrupted run's losses; the default handler is back afterwards."""
+    _, full_trainer, full = full_run
+    ipe = full_trainer.iters_per_epoch
+    cfg = tiny_cfg(data_root, tmp_path / "preempted", max_epoch=FULL_EPOCHS)
+    first_stop, second_stop = ipe + 1, 3 * ipe - 1
+    trainer, losses, stopped = _train_until_signal(cfg, first_stop, resume=False)
+    assert (stopped.iteration, stopped.signum, stopped.exit_code) == (first_stop + 1, signal.SIGTERM, 143)
+    assert str(stopped) == (f"stopped by SIGTERM before iteration {first_stop + 1}; checkpoint "
+                            f"{tmp_path / 'preempted' / 'model_preempted.ckpt'} written; continue with --resume")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    trainer, more, stopped = _train_until_signal(cfg, second_stop, resume=True)
+    assert trainer.start_iter == first_stop + 1 and stopped.iteration == second_stop + 1
+    assert (tmp_path / "preempted" / "model_0002.ckpt").is_file()  # the epoch end ran before the stop
+    losses.update(more)
+    resumed_trainer, rest = _train(cfg, resume=True)
+    assert resumed_trainer.start_iter == 3 * ipe
+    losses.update(rest)
+    assert sorted(losses) == sorted(full)
+    for it in full:
+        np.testing.assert_allclose([losses[it][k] for k in full[it]], [full[it][k] for k in full[it]], rtol=1e-6,
+                                   err_msg=f"iteration {it} after the preemptions differs from the uninterrupted run")
 
 
 def _run_cli(*args):

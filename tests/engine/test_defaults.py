@@ -154,4 +154,4 @@ def test_schedule_line_states_iterations_devices_and_batch_per_process():
     assert describe_schedule(cfg, 181, 0, 2) == (
         "Training schedule: 181 iterations per epoch x 60 epochs = 10860 iterations, starting at epoch 0; 2 "
         "process(es) on cpu; batch 64 images per iteration in 4 chunk(s) (SOLVER.DP_REPLICAS), 32 images per process")
-    assert "resuming at epoch 3 (iteration 543)" in describe_schedule(cfg, 181, 3, 1)
+    assert "resuming at epoch 3 (iteration 550)" in describe_schedule(cfg, 181, 550, 1)

@@ -1,12 +1,15 @@
 """TrainerBase loop and the standard hooks (fastreid_ms/engine/train_loop.py, hooks.py) with dummy trainers."""
+import os
+import signal
+
 import numpy as np
 import pytest
 from mindspore import Tensor, nn
 
 from fastreid_ms.config import get_cfg
 from fastreid_ms.engine.hooks import (CallbackHook, EvalHook, IterationTimer, LayerFreeze, LRScheduler,
-                                      PeriodicCheckpointer, PeriodicWriter, PreciseBN, update_bn_stats)
-from fastreid_ms.engine.train_loop import HookBase, TrainerBase
+                                      PeriodicCheckpointer, PeriodicWriter, PreciseBN, Preemption, update_bn_stats)
+from fastreid_ms.engine.train_loop import HookBase, TrainerBase, TrainingPreempted
 from fastreid_ms.layers.batch_norm import BatchNorm
 from fastreid_ms.solver import SGD, build_lr_scheduler
 from fastreid_ms.utils.events import EventWriter
@@ -233,3 +236,45 @@ def test_layer_freeze_puts_children_in_eval_mode_for_freeze_iters():
     trainer.register_hooks([LayerFreeze(net, ["body", "missing"], freeze_iters=2), Probe()])
     trainer.train(0, 2, 2)
     assert states == [(False, False, True), (False, False, True), (True, True, True), (True, True, True)]
+
+
+class _SavingCheckpointer:
+    def __init__(self):
+        self.saved = []
+
+    def save(self, name, **extra):
+        self.saved.append((name, extra))
+        return f"out/{name}.ckpt"
+
+
+def _signal_at(iteration, signum):
+    return CallbackHook(before_step=lambda t: os.kill(os.getpid(), signum) if t.iter == iteration else None)
+
+
+def test_preemption_finishes_the_step_then_stops_with_a_checkpoint_and_restores_the_handler():
+    ckpt, trainer = _SavingCheckpointer(), _Trainer()
+    after = []
+    trainer.register_hooks([_signal_at(3, signal.SIGTERM), Preemption(ckpt),
+                            CallbackHook(after_step=lambda t: after.append(t.iter))])
+    with pytest.raises(TrainingPreempted) as stopped:
+        trainer.train(0, 4, 3)
+    assert trainer.seen[-1] == (1, 3) and after[-1] == 3  # the step ran and every hook saw it
+    assert ckpt.saved == [("model_preempted", {"epoch": 1, "iteration": 4, "metric": -1})]
+    assert (stopped.value.iteration, stopped.value.exit_code) == (4, 128 + signal.SIGTERM)
+    assert str(stopped.value) == ("stopped by SIGTERM before iteration 4; checkpoint out/model_preempted.ckpt "
+                                  "written; continue with --resume")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    resumed = _Trainer()
+    resumed.train(0, 4, 3, start_iter=4)
+    assert resumed.seen[0] == (1, 4) and resumed.seen[-1] == (3, 11)
+
+
+def test_preemption_at_an_epoch_end_lets_the_epoch_end_run_first():
+    ckpt, trainer = _SavingCheckpointer(), _Trainer()
+    epochs_done = []
+    trainer.register_hooks([_signal_at(5, signal.SIGINT),
+                            CallbackHook(after_epoch=lambda t: epochs_done.append(t.epoch)), Preemption(ckpt)])
+    with pytest.raises(TrainingPreempted) as stopped:
+        trainer.train(0, 4, 3)
+    assert epochs_done == [0, 1] and stopped.value.iteration == 6 and stopped.value.exit_code == 130
+    assert ckpt.saved == [("model_preempted", {"epoch": 1, "iteration": 6, "metric": -1})]
