@@ -84,7 +84,8 @@ INPUT_ERRORS = (ValueError, FileNotFoundError, ImageReadError, CheckpointWriteEr
 
 def run_tool(tool: str, fn: Callable, *args) -> int:
     """Run a command-line tool's ``fn(*args)`` and return its exit code: 0; 2 after an input error
-    (:data:`INPUT_ERRORS`), reported as one line ``<tool>: error: <message>`` on stderr with its traceback written
+    (:data:`INPUT_ERRORS`), reported as one line ``<tool>: error: <message>`` (line breaks of the message become
+    spaces) on stderr with its traceback written
     to the log files only (``OUTPUT_DIR/log.txt`` once the job setup has run); 128 + signal number after a
     preemption (:class:`TrainingPreempted`: one line naming the checkpoint to resume from)."""
     try:
@@ -94,7 +95,7 @@ def run_tool(tool: str, fn: Callable, *args) -> int:
         return e.exit_code
     except INPUT_ERRORS as e:
         log_traceback_to_files(logging.getLogger("fastreid_ms"), f"{tool}: fatal error")
-        command_error_logger().error(f"{tool}: error: {e}")
+        command_error_logger().error(f"{tool}: error: {' '.join(str(e).split())}")
         return 2
     return 0
 
@@ -166,6 +167,9 @@ class DefaultPredictor:
     def __call__(self, images) -> np.ndarray:
         single = not isinstance(images, (list, tuple)) and not (isinstance(images, np.ndarray) and images.ndim == 4)
         if isinstance(images, np.ndarray) and images.ndim == 4:
+            if images.dtype.kind not in "uif":
+                raise ValueError(f"DefaultPredictor: a batch array must hold real pixel values (0..255), got dtype "
+                                 f"{images.dtype}")
             batch = images.astype(np.float32)
         else:
             batch = np.stack([self.prepare(img) for img in ([images] if single else images)])

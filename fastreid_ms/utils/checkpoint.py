@@ -182,8 +182,11 @@ class Checkpointer:
         try:
             raw = mindspore.load_checkpoint(path, crc_check=True)
         except ValueError as e:
+            if "available memory" in str(e):  # MindSpore reads the whole file into memory first
+                raise MemoryError(f"not enough free memory to read checkpoint {path} "
+                                  f"({os.path.getsize(path) / 2 ** 20:.0f} MiB); free memory and retry") from None
             raise CheckpointError(f"checkpoint {path} is truncated or corrupt (it does not parse or its CRC32 does "
-                                  f"not match its content: {e})") from None
+                                  f"not match its content)") from None
         skeleton_text = raw.pop(_STATE_KEY, None)
         arrays = {k: v.asnumpy() for k, v in raw.items() if k.startswith(ARRAY_PREFIX)}
         model_state = {k: v.asnumpy() for k, v in raw.items() if not k.startswith(ARRAY_PREFIX)}

@@ -26,6 +26,23 @@ class _ColorfulFormatter(logging.Formatter):
         return prefix + " " + log
 
 
+class _CurrentStreamHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.<name>`` (stdout or stderr) is when a record is emitted, not to the stream of the
+    first call (a notebook, a test capture or a tool that redirects it later keeps working)."""
+
+    def __init__(self, name: str):
+        self._stream_name = name
+        super().__init__()
+
+    @property
+    def stream(self):
+        return getattr(sys, self._stream_name)
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 @functools.lru_cache()
 def setup_logger(output: Optional[str] = None, distributed_rank: int = 0, *, color: bool = True,
                  name: str = "fastreid_ms", abbrev_name: Optional[str] = None) -> logging.Logger:
@@ -41,7 +58,7 @@ def setup_logger(output: Optional[str] = None, distributed_rank: int = 0, *, col
         abbrev_name = "fastreid_ms" if name == "fastreid_ms" else name
     plain_formatter = logging.Formatter("[%(asctime)s] %(name)s %(levelname)s: %(message)s", datefmt="%m/%d %H:%M:%S")
     if distributed_rank == 0:
-        ch = logging.StreamHandler(stream=sys.stdout)
+        ch = _CurrentStreamHandler("stdout")
         ch.setLevel(logging.DEBUG)
         if color:
             formatter = _ColorfulFormatter(colored("[%(asctime)s %(name)s]: ", "green") + "%(message)s",
@@ -71,18 +88,6 @@ def log_traceback_to_files(logger: logging.Logger, message: str) -> None:
             handler.handle(record)
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted (not the stream of the first call)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
-
-
 @functools.lru_cache()
 def command_error_logger() -> logging.Logger:
     """The logger of a command-line tool's final one-line error: plain message on stderr, nothing else (the
@@ -90,7 +95,7 @@ def command_error_logger() -> logging.Logger:
     logger = logging.getLogger("fastreid_ms_command_errors")
     logger.setLevel(logging.ERROR)
     logger.propagate = False
-    handler = _StderrHandler()
+    handler = _CurrentStreamHandler("stderr")
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     return logger

@@ -3,10 +3,19 @@ import difflib
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 
+class UnknownNameError(KeyError, ValueError):
+    """A name that is not registered (a bad config value such as ``DATASETS.NAMES`` or ``MODEL.BACKBONE.NAME``);
+    a ``KeyError`` for dict-like use and a ``ValueError`` for the tools' one-line input errors."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class Registry:
     """A mapping from names to classes or functions, filled with ``@REGISTRY.register()``.
 
-    ``get(name)`` raises a ``KeyError`` that lists every registered name and the closest matches.
+    ``get(name)`` raises :class:`UnknownNameError` (a ``KeyError``) that lists every registered name and the closest
+    matches.
     """
 
     def __init__(self, name: str) -> None:
@@ -35,7 +44,8 @@ class Registry:
             names = sorted(self._obj_map)
             close = difflib.get_close_matches(str(name), names, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise KeyError(f"no object named {name!r} in the {self._name!r} registry{hint}; registered: {', '.join(names)}")
+            raise UnknownNameError(f"no object named {name!r} in the {self._name!r} registry{hint}; registered: "
+                                   f"{', '.join(names)}")
         return ret
 
     def __contains__(self, name: str) -> bool:

@@ -4,6 +4,7 @@ of a saved checkpoint, and the command line's one-line errors.
 
 Images are 64x32 (the golden fixtures' size): at 32x16 the last stages' maps are 2x1 and the randomly initialised
 DR50's batch-statistics gradients explode (~1e8 on the stem at the first step), as the reference's would."""
+import gc
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mindspore
 import numpy as np
 import pytest
 
@@ -89,14 +91,24 @@ FULL_EPOCHS = 4
 
 @pytest.fixture(scope="module")
 def full_run(data_root, tmp_path_factory):
+    """The uninterrupted run: its output folder, iterations per epoch and per-step losses (the trainer itself is
+    released: the tests that follow build several more)."""
     out = tmp_path_factory.mktemp("full_run")
     trainer, losses = _train(tiny_cfg(data_root, out, max_epoch=FULL_EPOCHS))
-    return out, trainer, losses
+    ipe = trainer.iters_per_epoch
+    del trainer
+    _release()
+    return out, ipe, losses
+
+
+def _release():
+    """Free the memory of the trainers the caller dropped (their compiled graphs included)."""
+    gc.collect()
+    mindspore.ms_memory_recycle()
 
 
 def test_training_run_writes_logs_checkpoints_and_evaluates(full_run):
-    out, trainer, losses = full_run
-    ipe = trainer.iters_per_epoch
+    out, ipe, losses = full_run
     assert sorted(losses) == list(range(FULL_EPOCHS * ipe))
     # basic-step losses every iteration, meta-step losses every SOLVER.META.PERIOD iterations
     assert all("loss_cls" in losses[i] for i in losses)
@@ -120,10 +132,10 @@ def test_resume_after_nan_loss_continues_with_identical_losses(data_root, full_r
     epoch's checkpoint intact; resumed from it, every later step, three meta periods included, has the
     uninterrupted run's losses (the compiled graphs must see the loaded weights, optimizer buffers and
     gradient-presence memory, not the values they were compiled with)."""
-    _, full_trainer, full = full_run
-    ipe = full_trainer.iters_per_epoch
+    _, ipe, full = full_run
     cfg = tiny_cfg(data_root, tmp_path / "crashed", max_epoch=FULL_EPOCHS)
     _, first = _train(cfg, nan_at_iter=ipe + 1)
+    _release()
     assert (tmp_path / "crashed" / "last_checkpoint").read_text().strip() == "model_0000.ckpt"
     resumed_trainer, resumed = _train(cfg, resume=True)
     assert resumed_trainer.start_epoch == 1
@@ -155,15 +167,14 @@ def _train_until_signal(cfg, signal_before_iter, resume):
     trainer.resume_or_load(resume=resume)
     with pytest.raises(TrainingPreempted) as stopped:
         trainer.train()
-    return trainer, losses, stopped.value
+    return trainer, losses, stopped.value.with_traceback(None)  # its frames would keep the trainer alive
 
 
 def test_preempted_twice_resumes_at_the_exact_iteration(data_root, full_run, tmp_path):
     """SIGTERM inside an epoch, then at an epoch's last step: each time the running step finishes (at an epoch end
     also the epoch's evaluation and checkpoints), model_preempted is written and --resume continues at the next
     iteration with the uninterrupted run's losses; the default handler is back afterwards."""
-    _, full_trainer, full = full_run
-    ipe = full_trainer.iters_per_epoch
+    _, ipe, full = full_run
     cfg = tiny_cfg(data_root, tmp_path / "preempted", max_epoch=FULL_EPOCHS)
     first_stop, second_stop = ipe + 1, 3 * ipe - 1
     trainer, losses, stopped = _train_until_signal(cfg, first_stop, resume=False)
@@ -171,9 +182,13 @@ def test_preempted_twice_resumes_at_the_exact_iteration(data_root, full_run, tmp
     assert str(stopped) == (f"stopped by SIGTERM before iteration {first_stop + 1}; checkpoint "
                             f"{tmp_path / 'preempted' / 'model_preempted.ckpt'} written; continue with --resume")
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    del trainer
+    _release()
     trainer, more, stopped = _train_until_signal(cfg, second_stop, resume=True)
     assert trainer.start_iter == first_stop + 1 and stopped.iteration == second_stop + 1
     assert (tmp_path / "preempted" / "model_0002.ckpt").is_file()  # the epoch end ran before the stop
+    del trainer
+    _release()
     losses.update(more)
     resumed_trainer, rest = _train(cfg, resume=True)
     assert resumed_trainer.start_iter == 3 * ipe
@@ -213,8 +228,6 @@ def test_train_net_trains_then_evaluates_the_checkpoint(data_root, tmp_path, fak
     assert len(skip_lines) == 1
 
     # the same weights as a PyTorch FastReID checkpoint ({"model": {"module.<name>": tensor}} + num_batches_tracked)
-    import mindspore
-
     state = {k: v.asnumpy() for k, v in mindspore.load_checkpoint(str(out / "model_final.ckpt")).items()
              if not k.startswith("__")}
     state.update({k.replace("running_mean", "num_batches_tracked"): np.array(3, np.int64)

@@ -53,3 +53,16 @@ def test_bad_inputs_are_clear_errors(predictor):
         predictor([3])
     with pytest.raises(ImageReadError, match="image file not found: no/such/image.jpg"):
         predictor("no/such/image.jpg")
+
+
+@pytest.mark.parametrize("images,error,message", [
+    (np.zeros((64, 32), np.uint8), ValueError, r"an image array must be \(H, W, 3\) RGB, got shape \(64, 32\)"),
+    (7, TypeError, r"an image is a file path, a PIL image or an \(H, W, 3\) array, got int"),
+    (np.zeros((2, 1, 64, 32), np.float32), ValueError, r"batch\['images'\] must be \(N, 3, H, W\)"),
+    (np.zeros((2, 3, 64, 32), np.complex64), ValueError, "must hold real pixel values \\(0..255\\), got dtype complex64"),
+    ("no/such/image.jpg", OSError, "no/such/image.jpg"),
+])
+def test_inputs_of_the_wrong_shape_or_type_are_named(predictor, images, error, message):
+    predictor, _ = predictor
+    with pytest.raises(error, match=message):
+        predictor(images)
