@@ -15,7 +15,7 @@ import mindspore
 import numpy as np
 from PIL import Image
 
-from fastreid_ms.config import fill_domain_class_counts, num_source_domains
+from fastreid_ms.config import domain_class_counts, fill_domain_class_counts, num_source_domains
 from fastreid_ms.data import build_reid_test_loader, build_reid_train_loader
 from fastreid_ms.data.data_utils import ImageReadError, read_image
 from fastreid_ms.data.transforms import build_transforms
@@ -414,8 +414,9 @@ def check_train_config(cfg, world_size: int) -> None:
     """Settings that cannot work, as one ValueError naming the keys, before anything is built:
     ``SOLVER.DP_REPLICAS`` must be a multiple of the process count and, with several processes, give every
     replica images of each batch (the meta-test batch is half of ``SOLVER.IMS_PER_BATCH``); mixed precision is
-    not available with the meta-learning schedule; identity samplers need batches of whole identities; ImageNet
-    initialisation needs its weight file."""
+    not available with the meta-learning schedule; identity samplers need batches of whole identities; the
+    per-domain class counts of a MetaEmbeddingHead must fit ``DATASETS.NAMES``
+    (:func:`fastreid_ms.config.domain_class_counts`); ImageNet initialisation needs its weight file."""
     replicas = cfg.SOLVER.DP_REPLICAS
     if replicas < 1 or replicas % world_size:
         raise ValueError(f"SOLVER.DP_REPLICAS={replicas} must be a positive multiple of the number of processes "
@@ -434,6 +435,8 @@ def check_train_config(cfg, world_size: int) -> None:
         raise ValueError("SOLVER.AMP.ENABLED True with SOLVER.META.ENABLED True is not supported: the meta step's "
                          "inner update (fast weights from the meta-train gradients) and its second gradient are "
                          "not loss-scaled; set SOLVER.AMP.ENABLED False")
+    if cfg.MODEL.HEADS.NAME == "MetaEmbeddingHead":
+        domain_class_counts(cfg)
     backbone = cfg.MODEL.BACKBONE
     if backbone.PRETRAIN and not backbone.PRETRAIN_PATH:
         raise ValueError("MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download the "
