@@ -1,8 +1,9 @@
 """Default configuration of fastreid_ms.
 
 Every key of FastReID's ``fastreid/config/defaults.py`` is here with the same default, plus the keys that the
-ACL-DGReID fork (``MODEL.HEADS.NUM_CLASSES1/2/3``) and fastreid_ms add (``DATASETS.ROOT``, ``SEED``, the
-``MODEL.DEVICE`` values of MindSpore, and the reference-quirk switches documented where they are used).
+ACL-DGReID fork (``MODEL.HEADS.NUM_CLASSES1/2/3``) and fastreid_ms add (``MODEL.HEADS.NUM_CLASSES_PER_DOMAIN``,
+``DATASETS.ROOT``, ``SEED``, the ``MODEL.DEVICE`` values of MindSpore, and the reference-quirk switches documented
+where they are used).
 """
 from .config import CfgNode as CN
 
@@ -59,10 +60,16 @@ _C.MODEL.HEADS.NAME = "EmbeddingHead"
 _C.MODEL.HEADS.NORM = "BN"
 # Number of identity (single-domain FastReID heads)
 _C.MODEL.HEADS.NUM_CLASSES = 0
-# Number of identities of source domain 1/2/3 (ACL-DGReID MetaEmbeddingHead)
+# Number of identities of source domain 1/2/3 (ACL-DGReID MetaEmbeddingHead, the reference's keys: exactly three
+# source domains). 0 = filled from the training set by DefaultTrainer.
 _C.MODEL.HEADS.NUM_CLASSES1 = 0
 _C.MODEL.HEADS.NUM_CLASSES2 = 0
 _C.MODEL.HEADS.NUM_CLASSES3 = 0
+# Number of identities of every source domain, one per DATASETS.NAMES entry (MetaEmbeddingHead with any number of
+# domains, e.g. the five of Protocol 1). [] = NUM_CLASSES1/2/3 for three domains, else filled from the training set
+# (a 0 entry too). When both are set they must agree; a count list whose length is not len(DATASETS.NAMES), or
+# NUM_CLASSES1/2/3 with another number of domains, is a ValueError (fastreid_ms.config.source_domains).
+_C.MODEL.HEADS.NUM_CLASSES_PER_DOMAIN = []
 # Embedding dimension in head
 _C.MODEL.HEADS.EMBEDDING_DIM = 0
 # If use BNneck in embedding

@@ -34,7 +34,9 @@ def build_train_set(cfg, transforms=None, combineall: Optional[bool] = None,
     Reference behaviour (ACL-DGReID): domain id = position in ``DATASETS.NAMES``; the combined set relabels pids per
     domain in sorted string order, domains concatenated (domain 0 first), so labels are global and contiguous; the
     per-domain sets share the combined set's ``pid_dict`` (their targets are global labels too) but keep their own
-    camera numbering. ``num_classes1/2/3`` (ids of domains 0/1/2, 0 when absent) feed ``MODEL.HEADS.NUM_CLASSESi``.
+    camera numbering. ``num_classes_per_domain`` (ids of every domain, in order) feeds ``MODEL.HEADS.
+    NUM_CLASSES_PER_DOMAIN`` (or ``NUM_CLASSES1/2/3`` for three domains); ``num_classes1/2/3`` are its first three
+    entries (0 when absent).
     """
     names = list(cfg.DATASETS.NAMES)
     if not names:
@@ -111,7 +113,7 @@ def build_reid_train_loader(cfg, *, combineall: Optional[bool] = None,
     Every process of a data-parallel run gets the same whole (global) batches: a batch depends on ``SEED`` and
     its position in the stream only, never on the number of processes, and the training step cuts it into the
     ``SOLVER.DP_REPLICAS`` chunks and computes this process's share of them. ``train_loader.dataset`` is the
-    combined ``CommDataset`` (``num_classes``, ``num_classes1/2/3``) and ``train_loader.num_domains`` the number
+    combined ``CommDataset`` (``num_classes``, ``num_classes_per_domain``) and ``train_loader.num_domains`` the number
     of source domains.
     """
     train_set, single_sets = build_train_set(cfg, combineall=combineall, **dataset_kwargs)

@@ -15,6 +15,7 @@ import mindspore
 import numpy as np
 from PIL import Image
 
+from fastreid_ms.config import domain_class_counts, fill_domain_class_counts, num_source_domains
 from fastreid_ms.data import build_reid_test_loader, build_reid_train_loader
 from fastreid_ms.data.data_utils import ImageReadError, read_image
 from fastreid_ms.data.transforms import build_transforms
@@ -388,21 +389,21 @@ class DefaultTrainer(TrainerBase):
 
     @staticmethod
     def auto_scale_hyperparams(cfg, train_set):
-        """Fill the class counts from the training set: ``MODEL.HEADS.NUM_CLASSES`` (all ids) and
-        ``NUM_CLASSES1/2/3`` (ids of source domain 1/2/3) where they are 0; re-dumps ``OUTPUT_DIR/config.yaml``."""
+        """Fill the class counts from the training set where they are 0: ``MODEL.HEADS.NUM_CLASSES`` (all ids) and
+        the ids per source domain (``train_set.num_classes_per_domain``): ``NUM_CLASSES1/2/3`` for three domains,
+        ``NUM_CLASSES_PER_DOMAIN`` for any other number or when it is set
+        (:func:`fastreid_ms.config.fill_domain_class_counts`); re-dumps ``OUTPUT_DIR/config.yaml``."""
         cfg = cfg.clone()
         frozen = cfg.is_frozen()
         cfg.defrost()
         heads = cfg.MODEL.HEADS
         if heads.NUM_CLASSES == 0:
             heads.NUM_CLASSES = int(train_set.num_classes)
-        for i in (1, 2, 3):
-            key = f"NUM_CLASSES{i}"
-            if heads[key] == 0:
-                heads[key] = int(getattr(train_set, f"num_classes{i}", 0))
+        fill_domain_class_counts(heads, train_set.num_classes_per_domain, num_source_domains(cfg))
         logging.getLogger(__name__).info(
-            "Auto-scaling the config to num_classes=%d, num_classes1/2/3=%d/%d/%d", heads.NUM_CLASSES,
-            heads.NUM_CLASSES1, heads.NUM_CLASSES2, heads.NUM_CLASSES3)
+            "Auto-scaling the config to num_classes=%d, num_classes1/2/3=%d/%d/%d, num_classes_per_domain=%s",
+            heads.NUM_CLASSES, heads.NUM_CLASSES1, heads.NUM_CLASSES2, heads.NUM_CLASSES3,
+            list(heads.NUM_CLASSES_PER_DOMAIN))
         if comm.is_main_process() and cfg.OUTPUT_DIR and os.path.isdir(cfg.OUTPUT_DIR):
             with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
                 f.write(cfg.dump())
@@ -427,8 +428,9 @@ def check_train_config(cfg, world_size: int) -> None:
     """Settings that cannot work, as one ValueError naming the keys, before anything is built:
     ``SOLVER.DP_REPLICAS`` must be a multiple of the process count and, with several processes, give every
     replica images of each batch (the meta-test batch is half of ``SOLVER.IMS_PER_BATCH``); mixed precision is
-    not available with the meta-learning schedule; identity samplers need batches of whole identities; ImageNet
-    initialisation needs its weight file."""
+    not available with the meta-learning schedule; identity samplers need batches of whole identities; the
+    per-domain class counts of a MetaEmbeddingHead must fit ``DATASETS.NAMES``
+    (:func:`fastreid_ms.config.domain_class_counts`); ImageNet initialisation needs its weight file."""
     replicas = cfg.SOLVER.DP_REPLICAS
     if replicas < 1 or replicas % world_size:
         raise ValueError(f"SOLVER.DP_REPLICAS={replicas} must be a positive multiple of the number of processes "
@@ -447,6 +449,8 @@ def check_train_config(cfg, world_size: int) -> None:
         raise ValueError("SOLVER.AMP.ENABLED True with SOLVER.META.ENABLED True is not supported: the meta step's "
                          "inner update (fast weights from the meta-train gradients) and its second gradient are "
                          "not loss-scaled; set SOLVER.AMP.ENABLED False")
+    if cfg.MODEL.HEADS.NAME == "MetaEmbeddingHead":
+        domain_class_counts(cfg)
     backbone = cfg.MODEL.BACKBONE
     if backbone.PRETRAIN and not backbone.PRETRAIN_PATH:
         raise ValueError("MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download the "

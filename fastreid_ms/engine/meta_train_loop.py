@@ -14,6 +14,13 @@ step with the meta optimizer:
    d theta'`` equals the reference's gradient with respect to ``theta`` since ``d theta' / d theta = I``;
 4. the meta optimizer steps on ``g + g'`` (the gradient of ``L_mtr + L_mte``).
 
+Any number D >= 1 of source domains (the reference has three, ``np.random.choice(3)``, and meta-trains on the two
+others). The rule generalises as: the meta-test domain is uniform over the D domains and the meta-train batch holds
+one batch (``SOLVER.IMS_PER_BATCH / 2`` images) of each of the D - 1 others, so it grows with D (five domains:
+4 x IMS_PER_BATCH / 2 images; under ``SOLVER.DP_REPLICAS`` chunks it splits like the reference's DataParallel
+scatter). With a single source domain there is no other domain to meta-train on: the domain is both, the
+meta-train batch is its next batch and the meta-test batch the one after (a within-domain first-order meta step).
+
 Both meta passes use batch statistics without touching the running statistics. Both steps are
 :meth:`SimpleTrainer.run_optimizer_step` (fetch, passes, metrics, optimizer update).
 
@@ -23,7 +30,7 @@ the reference ran on) makes a parameter that once had a gradient keep being upda
 both optimizers, as PyTorch 1.x's ``zero_grad()`` does.
 """
 from contextlib import contextmanager
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import mindspore
 import numpy as np
@@ -131,7 +138,8 @@ class MetaLearningTrainer(SimpleTrainer):
     Args:
         model: a ``Baseline`` with a ``MetaEmbeddingHead`` (phases basic / mtrain / mtest).
         data_loader: the mixed-domain training loader (basic steps).
-        domain_loaders: one training loader per source domain, in ``DATASETS.NAMES`` order (meta steps).
+        domain_loaders: one training loader per source domain, in ``DATASETS.NAMES`` order (meta steps; at least
+            one).
         optimizer / optimizer_meta: the main optimizer and the meta optimizer (same Parameters, same order).
         meta_period, first_iter_basic_steps, adaptor_step_factor: ``SOLVER.META.*``.
         zero_grad_keeps_tensors: ``SOLVER.ZERO_GRAD_KEEPS_TENSORS``.
@@ -149,9 +157,8 @@ class MetaLearningTrainer(SimpleTrainer):
         if meta_period < 1 or first_iter_basic_steps < 1 or dp_replicas < 1:
             raise ValueError(f"SOLVER.META.PERIOD ({meta_period}), SOLVER.META.FIRST_ITER_BASIC_STEPS "
                              f"({first_iter_basic_steps}) and SOLVER.DP_REPLICAS ({dp_replicas}) must be >= 1")
-        if len(domain_loaders) < 2:
-            raise ValueError(f"meta-learning needs at least 2 source domains (DATASETS.NAMES), got "
-                             f"{len(domain_loaders)}")
+        if len(domain_loaders) < 1:
+            raise ValueError("meta-learning needs at least one source domain loader (DATASETS.NAMES), got none")
         super().__init__(model, data_loader, optimizer, compile=compile, dp_replicas=dp_replicas,
                          zero_grad_keeps_tensors=zero_grad_keeps_tensors)
         self.domain_loaders = list(domain_loaders)
@@ -186,16 +193,21 @@ class MetaLearningTrainer(SimpleTrainer):
         return self.run_optimizer_step(self.next_meta_batches, self.meta_passes, self.optimizer_meta.step)
 
     def draw_meta_test_domain(self) -> int:
-        """The held-out domain of the next meta step: uniform over the source domains (the reference's
-        ``np.random.choice(3)``), from the trainer's own seeded RandomState."""
+        """The held-out domain of the next meta step: uniform over the D source domains (the reference's
+        ``np.random.choice(3)`` is D = 3), from the trainer's own seeded RandomState."""
         return int(self.meta_rng.choice(len(self.domain_loaders)))
 
+    def meta_train_domains(self, test_domain: int) -> Tuple[int, ...]:
+        """The domains whose batches form the meta-train batch, in domain order: every domain but ``test_domain``;
+        with a single source domain, that domain itself (see the module docstring)."""
+        others = tuple(d for d in range(len(self.domain_loaders)) if d != test_domain)
+        return others if others else (test_domain,)
+
     def next_meta_batches(self):
-        """``(meta-train batch, meta-test batch)``: one batch of every domain but the drawn one, concatenated in
-        domain order, and one of the drawn domain."""
+        """``(meta-train batch, meta-test batch)``: one batch of every :meth:`meta_train_domains` domain,
+        concatenated in domain order, then one of the drawn domain."""
         test_domain = self.draw_meta_test_domain()
-        mtrain = concat_batches([next(self._domain_iters[d]) for d in range(len(self.domain_loaders))
-                                 if d != test_domain])
+        mtrain = concat_batches([next(self._domain_iters[d]) for d in self.meta_train_domains(test_domain)])
         return mtrain, next(self._domain_iters[test_domain])
 
     def meta_passes(self, batches):

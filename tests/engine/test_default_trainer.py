@@ -254,6 +254,9 @@ def test_train_net_trains_then_evaluates_the_checkpoint(data_root, tmp_path, fak
      "SOLVER.IMS_PER_BATCH=30 must be a multiple of 2 x DATALOADER.NUM_INSTANCE=2"),
     (["--config-file", str(REPO / "configs" / "bagtricks_DR50_mix.yml"), "MODEL.BACKBONE.PRETRAIN_PATH", ""],
      "MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty"),
+    (["--config-file", str(REPO / "configs" / "ACL-DGReID" / "P1_to_PRID_GRID_VIPeR_iLIDS.yml"),
+      "MODEL.HEADS.NUM_CLASSES1", "5"],
+     "MODEL.HEADS.NUM_CLASSES1/2/3=(5, 0, 0) describe 3 source domains but DATASETS.NAMES="),
 ])
 def test_train_net_config_errors_are_one_clear_line(args, expected, tmp_path):
     result = _run_cli(*args, "OUTPUT_DIR", str(tmp_path))

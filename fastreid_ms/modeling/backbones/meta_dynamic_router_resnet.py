@@ -22,6 +22,7 @@ import math
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Normal
 
+from fastreid_ms.config import num_source_domains
 from fastreid_ms.layers import IBN, BatchNorm, Conv2d, Dense, SELayer, get_norm
 from fastreid_ms.layers.conv import conv2d
 from fastreid_ms.layers.helpers import global_avg_pool, l2_normalize, max_pool_3x3_s2_ceil
@@ -31,7 +32,7 @@ from .dr_pretrained import load_dr_pretrained
 from .resnet import Bottleneck, downsample_layer
 
 NUM_EXPERTS = 4  # K, a module constant in the reference
-NUM_DOMAINS = 3  # outputs of the routers' (unused) domain classifiers
+NUM_DOMAINS = 3  # the reference's number of source domains: outputs of the routers' (unused) domain classifiers
 # ACL-DGReID's instance norms (MetaINNorm) zero an input of height 1 instead of normalising it
 DR_NORM_KWARGS = {"zero_if_height_one": True}
 
@@ -58,10 +59,10 @@ class Gate(nn.Cell):
 class HyperRouter(nn.Cell):
     """Per-sample expert weights: ``v = GAP(x)``; ``h = relu(normalize(fc1(v)))``; ``W = fc2(h).reshape(N, C, K)``;
     ``weights = softmax_K(v @ W)`` (the reference's einsum 'bi,bil->bl', as a batched matmul). Also returns the
-    domain logits ``fc_classifier(W.reshape(N, C*K))``, which the reference computes and never uses. All three fully
-    connected layers have no bias."""
+    domain logits ``fc_classifier(W.reshape(N, C*K))`` (one per source domain: ``num_domains``, 3 in the
+    reference), which the reference computes and never uses. All three fully connected layers have no bias."""
 
-    def __init__(self, planes, num_experts=4, num_domains=3, reduction=16):
+    def __init__(self, planes, num_experts=4, num_domains=NUM_DOMAINS, reduction=16):
         super().__init__()
         self.planes, self.num_experts = planes, num_experts
         self.fc1 = Dense(planes, int(planes / reduction), bias=False)
@@ -118,11 +119,15 @@ def mix_experts(expert_out, weights):
 
 
 class DynamicRouterResNet(nn.Cell):
-    """The DR ResNet trunk (see the module docstring). ``layers`` = blocks per main stage (R50: 2, 3, 5, 2)."""
+    """The DR ResNet trunk (see the module docstring). ``layers`` = blocks per main stage (R50: 2, 3, 5, 2);
+    ``num_domains`` = source domains, the width of the routers' unused domain classifiers."""
 
-    def __init__(self, last_stride, bn_norm, with_ibn, layers, num_experts=NUM_EXPERTS):
+    def __init__(self, last_stride, bn_norm, with_ibn, layers, num_experts=NUM_EXPERTS, num_domains=NUM_DOMAINS):
         super().__init__()
+        if num_domains < 1:
+            raise ValueError(f"DynamicRouterResNet needs at least one source domain, got num_domains={num_domains}")
         self.num_experts = num_experts
+        self.num_domains = int(num_domains)
         self.inplanes = 64
         self.conv1 = Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = get_norm(bn_norm, 64, **DR_NORM_KWARGS)
@@ -134,7 +139,7 @@ class DynamicRouterResNet(nn.Cell):
             setattr(self, f"layer{s}", self._make_layer(planes, blocks, stride, bn_norm, with_ibn and s < 4))
             setattr(self, f"adaptor{s}_base", Bottleneck(channels, planes, "IN", **DR_NORM_KWARGS))
             setattr(self, f"adaptor{s}_sub", ExpertBottleneck(channels, planes, bn_norm, num_experts))
-            setattr(self, f"router{s}", HyperRouter(channels, num_experts, NUM_DOMAINS))
+            setattr(self, f"router{s}", HyperRouter(channels, num_experts, self.num_domains))
             setattr(self, f"invariant_norm{s}", get_norm(bn_norm, channels))
             setattr(self, f"specific_norm{s}", get_norm(bn_norm, channels))
             setattr(self, f"meta_fuse{s}", Gate(channels))
@@ -189,8 +194,9 @@ class DynamicRouterResNet(nn.Cell):
 
 @BACKBONE_REGISTRY.register()
 def build_meta_dynamic_router_resnet_backbone(cfg):
-    """DR ResNet from ``MODEL.BACKBONE`` (DEPTH 50x/101x, LAST_STRIDE, NORM, WITH_IBN); with PRETRAIN, the IBN-a
-    ResNet weights at PRETRAIN_PATH go through the reference's adaptor surgery (:mod:`.dr_pretrained`)."""
+    """DR ResNet from ``MODEL.BACKBONE`` (DEPTH 50x/101x, LAST_STRIDE, NORM, WITH_IBN) with one router domain
+    logit per source domain (``len(DATASETS.NAMES)``); with PRETRAIN, the IBN-a ResNet weights at PRETRAIN_PATH go
+    through the reference's adaptor surgery (:mod:`.dr_pretrained`)."""
     bb = cfg.MODEL.BACKBONE
     depth = bb.DEPTH
     if depth not in STAGE_BLOCKS:
@@ -200,7 +206,7 @@ def build_meta_dynamic_router_resnet_backbone(cfg):
         raise ValueError("MODEL.BACKBONE.WITH_NL / WITH_SE are not supported by the dynamic-router ResNet (the "
                          "reference configuration runs without them); set them to False")
     layers = tuple(n - 1 for n in STAGE_BLOCKS[depth])
-    model = DynamicRouterResNet(bb.LAST_STRIDE, bb.NORM, bb.WITH_IBN, layers)
+    model = DynamicRouterResNet(bb.LAST_STRIDE, bb.NORM, bb.WITH_IBN, layers, num_domains=num_source_domains(cfg))
     if bb.PRETRAIN:
         load_dr_pretrained(model, bb.PRETRAIN_PATH, depth=depth, with_ibn=bb.WITH_IBN)
     return model

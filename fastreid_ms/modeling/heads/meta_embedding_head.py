@@ -1,10 +1,13 @@
 """ACL-DGReID's ``MetaEmbeddingHead``: GeM pooling, BNNeck and one classifier per source domain.
 
-Training output (``construct(features, targets, update_stats)`` in train mode) is a dict:
+The reference has exactly three source domains; here there are D >= 1, one per class count (D = 3 builds the
+reference's head, same parameter names and numbers). Training output (``construct(features, targets,
+update_stats)`` in train mode) is a dict, in this key order:
 
-* ``cls_outputs1..3`` / ``pred_class_logits1..3``: ``neck @ weight_d.T`` times the Linear cls layer's scale, for
-  the three source domains (classes ``NUM_CLASSES1/2/3``);
-* ``center_distmat``: squared distances of the un-normalised neck feature to the ``C1+C2+C3`` class centres
+* ``cls_outputs{d}`` / ``pred_class_logits{d}`` for d = 1..D: ``neck @ weight{d}.T`` times the Linear cls layer's
+  scale (classes of domain d: ``MODEL.HEADS.NUM_CLASSES_PER_DOMAIN[d-1]``, or ``NUM_CLASSES{d}`` for three domains,
+  :func:`fastreid_ms.config.domain_class_counts`);
+* ``center_distmat``: squared distances of the un-normalised neck feature to the ``C1+...+CD`` class centres
   (:class:`ClassCenters`);
 * ``features``: ``normalize(neck feature)`` (NECK_FEAT 'after'; the pooled feature for 'before').
 
@@ -14,7 +17,7 @@ passes).
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Normal
 
-from fastreid_ms.config import configurable
+from fastreid_ms.config import configurable, domain_class_counts
 from fastreid_ms.layers import BatchNorm, Conv2d, NormSequential, any_softmax
 from fastreid_ms.layers.helpers import l2_normalize, linear
 from fastreid_ms.layers.weight_init import init_tensor
@@ -52,8 +55,9 @@ class ClassCenters(nn.Cell):
 
 @REID_HEADS_REGISTRY.register()
 class MetaEmbeddingHead(nn.Cell):
-    """See the module docstring. Parameters: ``bottleneck.*`` (optional 1x1 conv to ``embedding_dim``, then the
-    BNNeck with a frozen bias), ``weight1..3.weight`` (C_d, D) ~ N(0, 0.01), ``center.centers`` (C1+C2+C3, D)."""
+    """See the module docstring. ``num_classes``: the class count of every source domain (D >= 1 of them).
+    Parameters: ``bottleneck.*`` (optional 1x1 conv to ``embedding_dim``, then the BNNeck with a frozen bias),
+    ``weight{d}.weight`` (C_d, feat) ~ N(0, 0.01) for d = 1..D, ``center.centers`` (C1+...+CD, feat)."""
 
     @configurable
     def __init__(self, *, feat_dim, embedding_dim, num_classes, neck_feat, pool_type, cls_type, scale, margin,
@@ -63,10 +67,13 @@ class MetaEmbeddingHead(nn.Cell):
         if cls_type != "Linear":
             raise ValueError(f"MetaEmbeddingHead supports MODEL.HEADS.CLS_LAYER 'Linear' only (the reference's "
                              f"other branch is broken), got {cls_type!r}")
-        if len(num_classes) != 3:
-            raise ValueError(f"MetaEmbeddingHead needs three class counts (NUM_CLASSES1/2/3), got {num_classes}")
+        if len(num_classes) < 1:
+            raise ValueError("MetaEmbeddingHead needs one class count per source domain (MODEL.HEADS."
+                             "NUM_CLASSES_PER_DOMAIN or NUM_CLASSES1/2/3), got none")
         self.neck_feat = neck_feat
         self.num_classes = tuple(int(c) for c in num_classes)
+        self.num_domains = len(self.num_classes)
+        self._domain_cells = tuple((f"weight{d}", f"cls_layer{d}") for d in range(1, self.num_domains + 1))
         self.pool_layer = build_pool_layer(pool_type)
         neck = []
         if embedding_dim > 0:
@@ -75,9 +82,9 @@ class MetaEmbeddingHead(nn.Cell):
         if with_bnneck:
             neck.append(BatchNorm(feat_dim, bias_freeze=True))
         self.bottleneck = NormSequential(neck)
-        for i, c in enumerate(self.num_classes, 1):
-            setattr(self, f"weight{i}", DomainClassifier(feat_dim, c))
-            setattr(self, f"cls_layer{i}", any_softmax.Linear(c, scale, margin))
+        for (weight, cls_layer), c in zip(self._domain_cells, self.num_classes):
+            setattr(self, weight, DomainClassifier(feat_dim, c))
+            setattr(self, cls_layer, any_softmax.Linear(c, scale, margin))
         self.center = ClassCenters(feat_dim, sum(self.num_classes))
 
     @classmethod
@@ -86,7 +93,7 @@ class MetaEmbeddingHead(nn.Cell):
         return {
             "feat_dim": cfg.MODEL.BACKBONE.FEAT_DIM,
             "embedding_dim": heads.EMBEDDING_DIM,
-            "num_classes": (heads.NUM_CLASSES1, heads.NUM_CLASSES2, heads.NUM_CLASSES3),
+            "num_classes": domain_class_counts(cfg),
             "neck_feat": heads.NECK_FEAT,
             "pool_type": heads.POOL_LAYER,
             "cls_type": heads.CLS_LAYER,
@@ -101,20 +108,16 @@ class MetaEmbeddingHead(nn.Cell):
         neck_feat = neck_feat.reshape(neck_feat.shape[0], neck_feat.shape[1])
         if not self.training:
             return neck_feat
-        logits1 = self.weight1(neck_feat)
-        logits2 = self.weight2(neck_feat)
-        logits3 = self.weight3(neck_feat)
         if self.neck_feat == "after":
             feat = neck_feat
         else:
             feat = pool_feat.reshape(pool_feat.shape[0], pool_feat.shape[1])
-        return {
-            "cls_outputs1": self.cls_layer1(logits1, targets),
-            "pred_class_logits1": logits1 * self.cls_layer1.s,
-            "cls_outputs2": self.cls_layer2(logits2, targets),
-            "pred_class_logits2": logits2 * self.cls_layer2.s,
-            "cls_outputs3": self.cls_layer3(logits3, targets),
-            "pred_class_logits3": logits3 * self.cls_layer3.s,
-            "center_distmat": self.center(neck_feat),
-            "features": l2_normalize(feat, 1),
-        }
+        outputs = {}
+        for d, (weight, cls_layer) in enumerate(self._domain_cells):
+            logits = getattr(self, weight)(neck_feat)
+            layer = getattr(self, cls_layer)
+            outputs["cls_outputs" + str(d + 1)] = layer(logits, targets)
+            outputs["pred_class_logits" + str(d + 1)] = logits * layer.s
+        outputs["center_distmat"] = self.center(neck_feat)
+        outputs["features"] = l2_normalize(feat, 1)
+        return outputs

@@ -16,6 +16,10 @@
 The loss functions compile under ``mindspore.jit`` (graph mode, static shapes): labels are int Tensors, ``phase``,
 ``num_classes``, ``num_domains`` and ``loss_kwargs`` are compile-time constants, and whatever depends on which
 domains/classes a batch holds is a masked computation over the static domain set ``0 .. num_domains - 1``.
+
+The reference has exactly three source domains; here there are D >= 1: ``num_classes`` holds one class count per
+domain (the head's ``cls_outputs1..D``) and D is its length. Every per-domain term (the CE per classifier, the
+cluster and SCT terms, the host-side checks) runs over ``0 .. D - 1``; D = 3 is the reference, number for number.
 """
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -37,11 +41,11 @@ __all__ = ["acl_losses", "acl_regularizers", "reid_losses", "acl_loss_names", "r
 
 ACL_PHASES = ("basic", "mtrain", "mtest")
 REID_LOSS_NAMES = ("CrossEntropyLoss", "TripletLoss", "CircleLoss", "Cosface")
-# Number of source domains of ACL-DGReID (domain ids 0 .. 2), the static domain set of the cluster / SCT terms.
+# Number of source domains of the released ACL-DGReID (domain ids 0 .. 2): the default static domain set of the
+# cluster / SCT terms when no class counts tell the number.
 NUM_DOMAINS = 3
 # MODEL.LOSSES.NAME entry -> loss key of the metric terms, in FastReID's order.
 _METRIC_LOSS_KEYS = (("TripletLoss", "loss_triplet"), ("CircleLoss", "loss_circle"), ("Cosface", "loss_cosface"))
-_CLS_OUTPUT_KEYS = ("cls_outputs1", "cls_outputs2", "cls_outputs3")
 _CLUSTER_SWITCHES = ("per_dimension_centroid", "zero_if_single_domain")
 
 # Arguments ACL-DGReID's Baseline.losses hard-codes for the meta-learning triplet terms (not read from the config).
@@ -125,12 +129,47 @@ def _metric_losses(loss_dict: Dict[str, Tensor], names: Sequence[str], features:
     return loss_dict
 
 
-def _domain_class_bounds(outputs: Mapping, num_classes: Optional[Sequence[int]]) -> Tuple[int, ...]:
-    """``(0, C1, C1+C2, C1+C2+C3)`` from the widths of ``cls_outputs1..3`` (static shapes), checked against
-    ``num_classes`` when given."""
-    widths = tuple([int(_require(outputs, key, "outputs").shape[-1]) for key in _CLS_OUTPUT_KEYS])
+def _cls_output_keys(num_domains: int) -> Tuple[str, ...]:
+    """``('cls_outputs1', ..., 'cls_outputs<num_domains>')``."""
+    return tuple(["cls_outputs" + str(d) for d in range(1, num_domains + 1)])
+
+
+def _count_cls_outputs(outputs: Mapping) -> int:
+    """(host side) The number D of consecutive ``cls_outputs1..D`` in ``outputs`` (0 when there is none)."""
+    count = 0
+    while "cls_outputs" + str(count + 1) in outputs:
+        count += 1
+    return count
+
+
+def _resolve_num_domains(num_domains: Optional[int], num_classes: Optional[Sequence[int]],
+                         outputs: Optional[Mapping] = None) -> int:
+    """D: ``num_domains`` when given (it must equal ``len(num_classes)`` when both are), else ``len(num_classes)``,
+    else the number of ``cls_outputs1..D`` in ``outputs`` (host side), else :data:`NUM_DOMAINS`."""
+    if num_classes is not None and num_domains is not None and len(num_classes) != num_domains:
+        raise ValueError(f"num_domains={num_domains} does not match the {len(num_classes)} class counts "
+                         f"num_classes={tuple(num_classes)}")
+    if num_domains is not None:
+        resolved = int(num_domains)
+    elif num_classes is not None:
+        resolved = len(num_classes)
+    elif outputs is not None and _count_cls_outputs(outputs):
+        resolved = _count_cls_outputs(outputs)
+    else:
+        resolved = NUM_DOMAINS
+    if resolved < 1:
+        raise ValueError(f"the ACL-DGReID losses need at least one source domain, got num_domains={resolved}")
+    return resolved
+
+
+def _domain_class_bounds(outputs: Mapping, num_classes: Optional[Sequence[int]],
+                         num_domains: Optional[int] = None) -> Tuple[int, ...]:
+    """``(0, C1, C1+C2, ..., C1+...+CD)`` from the widths of ``cls_outputs1..D`` (static shapes), checked against
+    ``num_classes`` when given (D: :func:`_resolve_num_domains`)."""
+    keys = _cls_output_keys(_resolve_num_domains(num_domains, num_classes, outputs))
+    widths = tuple([int(_require(outputs, key, "outputs").shape[-1]) for key in keys])
     if num_classes is not None and tuple([int(c) for c in num_classes]) != widths:
-        raise ValueError(f"num_classes {tuple(num_classes)} does not match the widths of cls_outputs1..3 "
+        raise ValueError(f"num_classes {tuple(num_classes)} does not match the widths of cls_outputs1..{len(keys)} "
                          f"{widths}")
     return _class_bounds(widths)
 
@@ -145,7 +184,7 @@ def _class_bounds(num_classes: Sequence[int]) -> Tuple[int, ...]:
 def _domain_rows(labels: np.ndarray, bounds: Sequence[int]):
     """(host side) Rows of each domain selected BY LABEL RANGE as the reference does (``labels < C1``,
     ``C1 <= labels < C1+C2``, ...), not by the domain ids."""
-    for i in range(3):
+    for i in range(len(bounds) - 1):
         lower = labels >= bounds[i] if i else np.ones_like(labels, dtype=bool)
         yield i, np.flatnonzero(lower & (labels < bounds[i + 1]))
 
@@ -154,16 +193,17 @@ def _domain_cross_entropy(outputs: Mapping[str, Tensor], labels: Tensor, bounds:
                           ce: Mapping) -> Tensor:
     """Mean over the domains present (selected BY LABEL RANGE) of the label-smoothed CE of classifier d on domain
     d's rows with local labels, times CE scale; static shapes (see :func:`acl_losses`)."""
-    dtype = outputs[_CLS_OUTPUT_KEYS[0]].dtype
+    keys = _cls_output_keys(len(bounds) - 1)
+    dtype = outputs[keys[0]].dtype
     total = ops.zeros((), dtype)
     num_present = ops.zeros((), dtype)
-    for i in range(3):
+    for i in range(len(bounds) - 1):
         lower, upper = bounds[i], bounds[i + 1]
         rows = labels < upper  # the reference's domain 0 test is only `labels < C1`
         if i:
             rows = ops.logical_and(labels >= lower, rows)
         local = ops.clip(labels - lower, 0, upper - lower - 1)
-        loss = masked_cross_entropy_loss(outputs[_CLS_OUTPUT_KEYS[i]], local, rows, ce["eps"], ce["alpha"])
+        loss = masked_cross_entropy_loss(outputs[keys[i]], local, rows, ce["eps"], ce["alpha"])
         present = rows.any()
         total = total + ops.where(present, loss * ce["scale"], ops.zeros((), dtype))
         num_present = num_present + present.astype(dtype)
@@ -172,19 +212,21 @@ def _domain_cross_entropy(outputs: Mapping[str, Tensor], labels: Tensor, bounds:
 
 def acl_losses(outputs: Mapping[str, Tensor], gt_labels, domain_labels, phase: str = "basic",
                num_classes: Optional[Sequence[int]] = None, loss_kwargs: Optional[Mapping] = None, *,
-               num_domains: int = NUM_DOMAINS) -> Dict[str, Tensor]:
+               num_domains: Optional[int] = None) -> Dict[str, Tensor]:
     """ACL-DGReID ``Baseline.losses``; graph-compilable (``phase``, ``num_classes``, ``loss_kwargs`` and
     ``num_domains`` are compile-time constants; labels int Tensors, numpy accepted in PyNative).
 
     Args:
-        outputs: MetaEmbeddingHead training dict (``cls_outputs1..3``, ``features``; the ``pred_class_logits*``
+        outputs: MetaEmbeddingHead training dict (``cls_outputs1..D``, ``features``; the ``pred_class_logits*``
             are only used for accuracy, see :func:`acl_cls_accuracy`).
         gt_labels: global person ids (N,); domain d's classes are ``[C1+..+C_d, C1+..+C_{d+1})``.
-        domain_labels: domain ids (N,) in ``0 .. num_domains - 1``, used by the meta-learning terms.
+        domain_labels: domain ids (N,) in ``0 .. D - 1``, used by the meta-learning terms.
         phase: 'basic' / 'mtrain' / 'mtest'.
-        num_classes: (C1, C2, C3); checked against the widths of ``cls_outputs1..3`` (taken from them when None).
+        num_classes: (C1, ..., CD), one count per source domain; checked against the widths of
+            ``cls_outputs1..D`` (taken from them when None).
         loss_kwargs: :func:`loss_kwargs_from_cfg` dict; required for 'basic'.
-        num_domains: size of the static domain set of ``loss_stc`` (3 in the reference).
+        num_domains: D, the static domain set of ``loss_stc``; default ``len(num_classes)``, else the number of
+            ``cls_outputs`` in ``outputs``, else 3 (the reference). Must equal ``len(num_classes)`` when both given.
 
     Returns, in the reference's key order (:func:`acl_loss_names`):
         basic: ``loss_cls`` = mean over the domains present (selected BY LABEL RANGE) of
@@ -202,6 +244,7 @@ def acl_losses(outputs: Mapping[str, Tensor], gt_labels, domain_labels, phase: s
     validate batches on the host with :func:`check_acl_batch`.
     """
     _check_phase(phase)
+    num_domains = _resolve_num_domains(num_domains, num_classes, outputs)
     labels = label_tensor(gt_labels, "gt_labels")
     features = _require(outputs, "features", "outputs")
     loss_dict: Dict[str, Tensor] = {}
@@ -209,7 +252,7 @@ def acl_losses(outputs: Mapping[str, Tensor], gt_labels, domain_labels, phase: s
         names = _acl_basic_names(loss_kwargs)
         if "CrossEntropyLoss" in names:
             ce = _require(loss_kwargs, "ce", "loss_kwargs")
-            bounds = _domain_class_bounds(outputs, num_classes)
+            bounds = _domain_class_bounds(outputs, num_classes, num_domains)
             loss_dict["loss_cls"] = _domain_cross_entropy(outputs, labels, bounds, ce)
         loss_dict = _metric_losses(loss_dict, names, features, labels, loss_kwargs)
     elif phase == "mtrain":
@@ -230,7 +273,8 @@ def acl_regularizers(paths: Tensor, domain_labels, center_distmat: Tensor, gt_la
     """The terms ACL-DGReID's ``Baseline.forward`` adds after ``losses``: ``loss_domain_intra`` =
     ``intraCluster(paths, d)``, ``loss_domain_inter`` = ``interCluster(paths, d)`` (every phase) and
     ``loss_Center`` = ``centerLoss(center_distmat, y)`` times 5e-4 ('basic') or 1e-3 ('mtest'), absent in 'mtrain'.
-    Graph-compilable, like :func:`acl_losses`.
+    Graph-compilable, like :func:`acl_losses`. The cluster terms run over the domains ``0 .. num_domains - 1``
+    (the number of source domains; 3 in the reference).
 
     ``loss_kwargs['cluster']`` (optional) holds the cluster-loss switches ``per_dimension_centroid`` and
     ``zero_if_single_domain`` (both False = reference behaviour; see ``cluster_loss``)."""
@@ -285,20 +329,23 @@ def _batch_arrays(targets, domainids=None) -> Tuple[np.ndarray, Optional[np.ndar
 
 
 def check_acl_batch(targets, domainids, phase: str, num_classes: Sequence[int],
-                    num_domains: int = NUM_DOMAINS) -> None:
+                    num_domains: Optional[int] = None) -> None:
     """Host-side validation of an ACL-DGReID batch before the compiled ``acl_losses`` + ``acl_regularizers`` of
     ``phase`` run on it (numpy int arrays or Tensors in). Raises ``ValueError`` naming the offending rows/labels:
 
-    * basic: no label in any domain's class range ``[0, C1+C2+C3)`` (the reference's ``loss_cls`` has no domain to
+    ``num_classes`` holds one class count per source domain; ``num_domains`` defaults to its length.
+
+    * basic: no label in any domain's class range ``[0, C1+...+CD)`` (the reference's ``loss_cls`` has no domain to
       average over), a negative label (the reference selects it into domain 0 and its CE fails);
     * mtrain: an anchor without positive or negative under the flags of ``loss_triplet_add`` /
       ``loss_triplet_mtrain`` (:func:`check_triplet_meta_rows`), a domain id outside ``0 .. num_domains - 1``
       (``loss_stc``, :func:`check_domain_sct_domains`);
     * mtest: an anchor without positive/negative for ``loss_triplet_mtest``;
     * every phase: no domain id in ``0 .. num_domains - 1`` (cluster terms, :func:`check_cluster_domains`); basic and
-      mtest: a label outside ``[0, C1+C2+C3)`` (the centre term's columns, :func:`check_center_labels`).
+      mtest: a label outside ``[0, C1+...+CD)`` (the centre term's columns, :func:`check_center_labels`).
     """
     _check_phase(phase)
+    num_domains = _resolve_num_domains(num_domains, num_classes)
     labels, domains = _batch_arrays(targets, domainids)
     bounds = _class_bounds(num_classes)
     if phase == "basic":
@@ -367,9 +414,9 @@ def acl_cls_accuracy(outputs: Mapping[str, Tensor], gt_labels, num_classes: Opti
     """Top-1 accuracy of ``pred_class_logits{d+1}`` on the rows of each domain present (selected by label range),
     as ``{domain index: accuracy}`` in domain order. Logging only.
 
-    Reference quirk, kept by default: the predictions (local class indices of
-    domain d) are compared with the GLOBAL labels, so domains 1 and 2 report wrong accuracies; the reference writes
-    all values to the same ``cls_accuracy`` scalar, so the last domain present is what it logs.
+    Reference quirk, kept by default: the predictions (local class indices of domain d) are compared with the
+    GLOBAL labels, so every domain but the first reports wrong accuracies; the reference writes all values to the
+    same ``cls_accuracy`` scalar, so the last domain present is what it logs.
     ``subtract_domain_offset=True`` compares with the local labels instead."""
     labels = label_array(gt_labels, "gt_labels")
     bounds = _domain_class_bounds(outputs, num_classes)

@@ -10,7 +10,8 @@ these Tensors (validating them outside the graph) and runs the compiled passes.
 * train mode: the loss dict. ``phase`` is the forward mode of the ACL-DGReID meta-learning schedule, a compile-time
   constant: 'basic' (the ordinary step), 'mtrain' (meta-train) or 'mtest' (meta-test); it selects the loss
   composition and, unless ``update_stats`` says otherwise, whether batch norms update their running statistics
-  (only 'basic' does). With a :class:`MetaEmbeddingHead` the dict is ``acl_losses`` followed by
+  (only 'basic' does). With a :class:`MetaEmbeddingHead` (one classifier per source domain, any number of domains;
+  every per-domain loss term runs over the head's domain ids) the dict is ``acl_losses`` followed by
   ``loss_domain_intra``, ``loss_domain_inter`` and, for 'basic' and 'mtest', ``loss_Center`` (x 5e-4 / x 1e-3).
   With any other head (upstream FastReID) it is FastReID's composition by MODEL.LOSSES.NAME and ``phase`` must be
   'basic'. :meth:`loss_names` gives the keys of a phase without running anything.
@@ -117,5 +118,5 @@ class Baseline(nn.Cell):
             return reid_losses(outputs, gt_labels, self.loss_kwargs)
         losses = acl_losses(outputs, gt_labels, domain_labels, phase, self.heads.num_classes, self.loss_kwargs)
         losses.update(acl_regularizers(paths, domain_labels, outputs["center_distmat"], gt_labels, phase,
-                                       self.loss_kwargs))
+                                       self.loss_kwargs, num_domains=self.heads.num_domains))
         return losses

@@ -1,0 +1,119 @@
+"""The meta-learning trainer with a number of source domains other than the reference's three: the held-out rule
+(meta-test domain uniform over D, meta-train on the D - 1 others, the domain itself when D = 1), and short real
+training runs on tiny synthetic data - Protocol 1's five sources (its config as shipped, then evaluated on its four
+targets), two sources and one - through DefaultTrainer with op-by-op passes (MODEL.COMPILE False)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastreid_ms.config import get_cfg
+from fastreid_ms.engine import DefaultTrainer
+from fastreid_ms.engine.meta_train_loop import MetaLearningTrainer
+from fastreid_ms.utils.events import EventStorage
+
+REPO = Path(__file__).resolve().parents[2]
+P1 = REPO / "configs" / "ACL-DGReID" / "P1_to_PRID_GRID_VIPeR_iLIDS.yml"
+MIX = REPO / "configs" / "bagtricks_DR50_mix.yml"
+IMS_PER_BATCH = 8
+
+
+def _rule_trainer(num_domains, seed=3):
+    t = MetaLearningTrainer.__new__(MetaLearningTrainer)
+    t.domain_loaders = [None] * num_domains
+    t.meta_rng = np.random.RandomState(seed)
+    return t
+
+
+def test_meta_test_domain_is_uniform_over_d_and_meta_train_takes_the_others():
+    t = _rule_trainer(5)
+    draws = [t.draw_meta_test_domain() for _ in range(500)]
+    assert set(draws) == set(range(5)) and min(np.bincount(draws)) > 70
+    assert t.meta_train_domains(2) == (0, 1, 3, 4)
+    assert _rule_trainer(2).meta_train_domains(0) == (1,)
+    assert _rule_trainer(3).meta_train_domains(1) == (0, 2)          # the reference's rule
+    single = _rule_trainer(1)
+    assert {single.draw_meta_test_domain() for _ in range(5)} == {0} and single.meta_train_domains(0) == (0,)
+
+
+def tiny_cfg(config, root, output_dir, names=None, tests=None):
+    cfg = get_cfg()
+    cfg.merge_from_file(str(config))
+    cfg.merge_from_list([
+        "DATASETS.ROOT", str(root), "OUTPUT_DIR", str(output_dir), "DATASETS.SYNTHETIC.ENABLED", "True",
+        "DATASETS.SYNTHETIC.IMAGE_SIZE", "[64, 32]", "DATASETS.SYNTHETIC.TRAIN_IDS", "4",
+        "DATASETS.SYNTHETIC.TEST_IDS", "4", "DATASETS.SYNTHETIC.MIN_IMAGES", "2", "DATASETS.SYNTHETIC.MAX_IMAGES", "2",
+        "DATASETS.SYNTHETIC.TEST_IMAGES", "1", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.COMPILE", "False",
+        "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.SIZE_TEST", "[64, 32]", "SOLVER.IMS_PER_BATCH", str(IMS_PER_BATCH),
+        "SOLVER.BASE_LR", "0.004", "SOLVER.DP_REPLICAS", "1", "SOLVER.WARMUP_ITERS", "0",
+        "SOLVER.META.FIRST_ITER_BASIC_STEPS", "1", "SOLVER.META.PERIOD", "2", "DATALOADER.NUM_WORKERS", "0",
+        "TEST.IMS_PER_BATCH", "32", "TEST.ROUTER_ANALYSIS.NUM_IMAGES", "4", "SEED", "7"])
+    if names is not None:
+        cfg.DATASETS.NAMES = tuple(names)
+    if tests is not None:
+        cfg.DATASETS.TESTS = tuple(tests)
+    return cfg
+
+
+def train_two_iterations(cfg):
+    """DefaultTrainer's step trainer for iterations 0 (a basic and a meta step) and 1 (a basic step:
+    SOLVER.META.PERIOD 2 keeps the op-by-op run short); returns the trainer and the per-pass loss records."""
+    trainer = DefaultTrainer(cfg)
+    with EventStorage(0) as storage:
+        for it in range(2):
+            storage.iter = it
+            trainer.iter = it
+            trainer.run_step()
+        records = storage.step_losses()
+    return trainer, records
+
+
+def check_records(records):
+    assert [r["phase"] for r in records] == ["basic", "mtrain", "mtest", "basic"]
+    for record in records:
+        losses = {k: v for k, v in record.items() if k.startswith("loss")}
+        assert losses and all(np.isfinite(v) for v in losses.values()), record
+    assert {"loss_cls", "loss_stc", "loss_triplet_mtest"} <= {k for r in records for k in r}
+
+
+def test_protocol1_five_sources_train_and_evaluate(tmp_path):
+    cfg = tiny_cfg(P1, tmp_path / "data", tmp_path / "out")
+    assert len(cfg.DATASETS.NAMES) == 5
+    (tmp_path / "out").mkdir()
+    trainer, records = train_two_iterations(cfg)
+    check_records(records)
+    heads = trainer.cfg.MODEL.HEADS
+    counts = trainer._trainer.data_loader.dataset.num_classes_per_domain
+    assert heads.NUM_CLASSES_PER_DOMAIN == counts and len(counts) == 5
+    assert (heads.NUM_CLASSES1, heads.NUM_CLASSES2, heads.NUM_CLASSES3) == (0, 0, 0)
+    assert trainer.model.heads.num_classes == tuple(counts)
+    saved = get_cfg()
+    saved.merge_from_file(str(tmp_path / "out" / "config.yaml"))   # what an --eval-only run would read back
+    assert saved.MODEL.HEADS.NUM_CLASSES_PER_DOMAIN == counts
+
+    # a meta step's batches: the drawn domain's half batch, and half a batch of each of the four others
+    mtrain, mtest = trainer._trainer.next_meta_batches()
+    held_out = set(mtest["domainids"].tolist())
+    assert len(held_out) == 1 and len(mtest["targets"]) == IMS_PER_BATCH // 2
+    assert set(mtrain["domainids"].tolist()) == set(range(5)) - held_out
+    assert len(mtrain["targets"]) == 4 * IMS_PER_BATCH // 2
+    assert np.all(np.diff(mtrain["domainids"]) >= 0), "meta-train domains are concatenated in domain order"
+
+    results = DefaultTrainer.test(trainer.cfg, trainer.eval_pass)
+    assert list(results) == ["PRID", "GRID", "VIPeR", "iLIDS"]
+    for name, metrics in results.items():
+        assert 0 <= metrics["Rank-1"] <= 100 and 0 <= metrics["mAP"] <= 100, name
+    assert (tmp_path / "out" / "router_weights.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("names", [("Market1501", "DukeMTMC"), ("Market1501",)], ids=["two", "one"])
+def test_fewer_sources_train(tmp_path, names):
+    cfg = tiny_cfg(MIX, tmp_path / "data", tmp_path / "out", names=names, tests=("CUHK03",))
+    trainer, records = train_two_iterations(cfg)
+    check_records(records)
+    assert trainer.model.heads.num_domains == len(names)
+    assert len(trainer.model.backbone.router1.fc_classifier.weight) == len(names)
+    mtrain, mtest = trainer._trainer.next_meta_batches()
+    assert len(mtrain["targets"]) == max(len(names) - 1, 1) * IMS_PER_BATCH // 2
+    if len(names) == 2:
+        assert set(mtrain["domainids"].tolist()) | set(mtest["domainids"].tolist()) == {0, 1}
