@@ -5,7 +5,6 @@ targets), two sources and one - through DefaultTrainer with op-by-op passes (MOD
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from fastreid_ms.config import get_cfg
 from fastreid_ms.engine import DefaultTrainer
