@@ -1,7 +1,7 @@
 """The meta-learning trainer with a number of source domains other than the reference's three: the held-out rule
 (meta-test domain uniform over D, meta-train on the D - 1 others, the domain itself when D = 1), and short real
 training runs on tiny synthetic data - Protocol 1's five sources (its config as shipped, then evaluated on its four
-targets), two sources and one - through DefaultTrainer with op-by-op passes (MODEL.COMPILE False)."""
+targets) and two sources - through DefaultTrainer with op-by-op passes (MODEL.COMPILE False)."""
 from pathlib import Path
 
 import numpy as np
