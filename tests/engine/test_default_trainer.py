@@ -60,9 +60,9 @@ class _Args:
     resume = False
 
 
-def _train(cfg, resume=False, nan_at_iter=None):
-    """Run DefaultTrainer; returns {iteration: {loss name: value}} recorded after every step. ``nan_at_iter``: NaN
-    written into a classifier's weights at the start of that iteration, so that its loss is NaN."""
+def _recording_trainer(cfg, resume, before_step):
+    """A DefaultTrainer (resumed or not) that records {iteration: {loss name: value}} after every step and calls
+    ``before_step(trainer)`` before every step."""
     default_setup(cfg, _Args())
     trainer = DefaultTrainer(cfg)
     losses = {}
@@ -71,13 +71,20 @@ def _train(cfg, resume=False, nan_at_iter=None):
         latest = t.storage.latest()
         losses[t.iter] = {k: v for k, (v, it) in latest.items() if k.startswith("loss") and it == t.iter}
 
+    trainer.register_hooks([CallbackHook(after_step=record, before_step=before_step)])
+    trainer.resume_or_load(resume=resume)
+    return trainer, losses
+
+
+def _train(cfg, resume=False, nan_at_iter=None):
+    """Run DefaultTrainer; returns the trainer and its per-step losses. ``nan_at_iter``: NaN written into a
+    classifier's weights at the start of that iteration, so that its loss is NaN."""
     def poison(t):
         if t.iter == nan_at_iter:
             weight = t.model.heads.weight1.weight
             assign_values([weight], [np.full(weight.shape, np.nan, np.float32)])
 
-    trainer.register_hooks([CallbackHook(after_step=record, before_step=poison)])
-    trainer.resume_or_load(resume=resume)
+    trainer, losses = _recording_trainer(cfg, resume, poison)
     if nan_at_iter is not None:
         with pytest.raises(FloatingPointError, match=f"Loss became infinite or NaN at iteration={nan_at_iter}!"):
             trainer.train()
@@ -151,20 +158,11 @@ def test_resume_after_nan_loss_continues_with_identical_losses(data_root, full_r
 def _train_until_signal(cfg, signal_before_iter, resume):
     """Run DefaultTrainer and send this process SIGTERM at the start of iteration ``signal_before_iter``; returns
     the trainer, the recorded losses and the TrainingPreempted it ended with."""
-    default_setup(cfg, _Args())
-    trainer = DefaultTrainer(cfg)
-    losses = {}
-
-    def record(t):
-        latest = t.storage.latest()
-        losses[t.iter] = {k: v for k, (v, it) in latest.items() if k.startswith("loss") and it == t.iter}
-
     def send(t):
         if t.iter == signal_before_iter:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    trainer.register_hooks([CallbackHook(after_step=record, before_step=send)])
-    trainer.resume_or_load(resume=resume)
+    trainer, losses = _recording_trainer(cfg, resume, send)
     with pytest.raises(TrainingPreempted) as stopped:
         trainer.train()
     return trainer, losses, stopped.value.with_traceback(None)  # its frames would keep the trainer alive

@@ -2,7 +2,7 @@
 import os
 
 from .bases import DATASET_REGISTRY, ImageDataset, list_images
-from .splits import as_int, load_split_file, require_keys, reroot, select_split
+from .splits import read_item_split, select_split
 
 _EXTENSIONS = (".jpeg",)
 
@@ -51,22 +51,8 @@ class GRID(ImageDataset):
         super().__init__(train, query, gallery, **kwargs)
 
     def read_split(self, split_id: int):
-        owner = type(self).__name__
-        split = select_split(load_split_file(self.split_path, owner), split_id, self.split_path, owner)
-        require_keys(split, ("train", "query", "gallery"), split_id, self.split_path, owner)
-        folders = {"probe": self.probe_dir, "gallery": self.gallery_dir}
-
-        def items(key, is_train):
-            out = []
-            for path, pid, camid in split[key]:
-                pid = as_int(pid, "pid", self.split_path, owner)
-                camid = as_int(camid, "camid", self.split_path, owner)
-                if is_train:
-                    pid, camid = f"{self.dataset_name}_{pid}", f"{self.dataset_name}_{camid}"
-                out.append((reroot(path, folders), pid, camid))
-            return out
-
-        return items("train", True), items("query", False), items("gallery", False)
+        return read_item_split(self.split_path, split_id, {"probe": self.probe_dir, "gallery": self.gallery_dir}, self.dataset_name,
+                               type(self).__name__)
 
     def split_from_partitions(self, split_id: int):
         partitions = self.read_partitions()

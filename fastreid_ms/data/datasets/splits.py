@@ -83,3 +83,23 @@ def reroot(stored_path: str, folders: dict) -> str:
     if parent in folders:
         return os.path.join(folders[parent], os.path.basename(stored_path))
     return stored_path
+
+
+def read_item_split(split_path: str, split_id: int, folders: dict, dataset_name: str, owner: str):
+    """``(train, query, gallery)`` of split ``split_id`` of a torchreid-style split file (a list of
+    ``{"train", "query", "gallery": [[img_path, pid, camid], ...]}``): paths re-rooted to ``folders``
+    (:func:`reroot`), train ids and cameras prefixed with ``dataset_name`` as the train lists of every dataset."""
+    split = select_split(load_split_file(split_path, owner), split_id, split_path, owner)
+    require_keys(split, ("train", "query", "gallery"), split_id, split_path, owner)
+
+    def items(key, is_train):
+        out = []
+        for path, pid, camid in split[key]:
+            pid = as_int(pid, "pid", split_path, owner)
+            camid = as_int(camid, "camid", split_path, owner)
+            if is_train:
+                pid, camid = f"{dataset_name}_{pid}", f"{dataset_name}_{camid}"
+            out.append((reroot(path, folders), pid, camid))
+        return out
+
+    return items("train", True), items("query", False), items("gallery", False)

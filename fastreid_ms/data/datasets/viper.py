@@ -2,8 +2,7 @@
 import os
 
 from .bases import DATASET_REGISTRY, ImageDataset, list_images
-from .splits import (NUM_SPLITS, SPLIT_SEED, as_int, load_split_file, random_id_splits, require_keys, reroot,
-                     select_split)
+from .splits import NUM_SPLITS, SPLIT_SEED, random_id_splits, read_item_split, select_split
 
 
 @DATASET_REGISTRY.register()
@@ -45,22 +44,8 @@ class VIPeR(ImageDataset):
         super().__init__(train, query, gallery, **kwargs)
 
     def read_split(self, split_id: int):
-        owner = type(self).__name__
-        split = select_split(load_split_file(self.split_path, owner), split_id, self.split_path, owner)
-        require_keys(split, ("train", "query", "gallery"), split_id, self.split_path, owner)
-        folders = {"cam_a": self.cam_a_dir, "cam_b": self.cam_b_dir}
-
-        def items(key, is_train):
-            out = []
-            for path, pid, camid in split[key]:
-                pid = as_int(pid, "pid", self.split_path, owner)
-                camid = as_int(camid, "camid", self.split_path, owner)
-                if is_train:
-                    pid, camid = f"{self.dataset_name}_{pid}", f"{self.dataset_name}_{camid}"
-                out.append((reroot(path, folders), pid, camid))
-            return out
-
-        return items("train", True), items("query", False), items("gallery", False)
+        return read_item_split(self.split_path, split_id, {"cam_a": self.cam_a_dir, "cam_b": self.cam_b_dir}, self.dataset_name,
+                               type(self).__name__)
 
     def draw_split(self, split_id: int):
         cam_a, cam_b = list_images(self.cam_a_dir, (".bmp",)), list_images(self.cam_b_dir, (".bmp",))
