@@ -47,7 +47,7 @@ def convert(cfg, source: str, output: str) -> int:
     cfg = cfg.clone()
     cfg.MODEL.BACKBONE.PRETRAIN = False
     model = build_backbone(cfg)
-    ckpt = read_pretrained(source, key="--input")
+    ckpt, _ = read_pretrained(source, key="--input")
     if cfg.MODEL.BACKBONE.NAME == DR_BACKBONE:
         tensors = dr_pretrained_tensors(model, ckpt)
     else:

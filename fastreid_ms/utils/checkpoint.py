@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import mindspore
 import numpy as np
 
+from .ckpt_reader import CheckpointError, read_ckpt
 from .file_io import atomic_write, atomic_write_text
 from .state_codec import ARRAY_PREFIX, RNGStates, decode_state, encode_state
 from .state_dict import IncompatibleKeys, load_torch_state_dict, strip_prefix
@@ -16,10 +17,6 @@ __all__ = ["CheckpointError", "CheckpointWriteError", "Checkpointer"]
 
 _STATE_KEY = "__fastreid_ms_state__"
 _FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used: unreadable, truncated, corrupt (CRC32 mismatch) or of unknown format."""
 
 
 class CheckpointWriteError(RuntimeError):
@@ -77,8 +74,8 @@ class Checkpointer:
                 tensors.append({"name": pname, "data": param})
         state = {"checkpointables": {k: obj.state_dict() for k, obj in self.checkpointables.items()},
                  "extra": dict(kwargs)}
-        skeleton = {"format": "fastreid_ms", "version": _FORMAT_VERSION, "empty_model_tensors": empty,
-                    "state": encode_state(state, arrays, "state")}
+        skeleton = {"format": "fastreid_ms", "version": _FORMAT_VERSION, "crc32": True,
+                    "empty_model_tensors": empty, "state": encode_state(state, arrays, "state")}
         tensors.extend({"name": k, "data": mindspore.Tensor(v)} for k, v in arrays.items())
         self.logger.info("Saving checkpoint to {}".format(save_file))
         try:
@@ -138,6 +135,9 @@ class Checkpointer:
                 if not os.path.isfile(candidate):
                     raise CheckpointError(f"{tag} names {candidate!r}, which does not exist")
                 content = self._read(candidate)
+                if not content[1]:
+                    raise CheckpointError(f"checkpoint {candidate} holds no training state (truncated, or not "
+                                          f"written by fastreid_ms)")
             except CheckpointError as e:
                 self.logger.warning("Cannot resume from %s: %s", candidate, e)
                 problems.append(str(e))
@@ -179,23 +179,18 @@ class Checkpointer:
         return extra
 
     def _read_ckpt(self, path: str):
-        try:
-            raw = mindspore.load_checkpoint(path, crc_check=True)
-        except ValueError as e:
-            if "available memory" in str(e):  # MindSpore reads the whole file into memory first
-                raise MemoryError(f"not enough free memory to read checkpoint {path} "
-                                  f"({os.path.getsize(path) / 2 ** 20:.0f} MiB); free memory and retry") from None
-            raise CheckpointError(f"checkpoint {path} is truncated or corrupt (it does not parse or its CRC32 does "
-                                  f"not match its content)") from None
+        raw, crc_verified = read_ckpt(path)
         skeleton_text = raw.pop(_STATE_KEY, None)
-        arrays = {k: v.asnumpy() for k, v in raw.items() if k.startswith(ARRAY_PREFIX)}
-        model_state = {k: v.asnumpy() for k, v in raw.items() if not k.startswith(ARRAY_PREFIX)}
+        arrays = {k: v for k, v in raw.items() if k.startswith(ARRAY_PREFIX)}
+        model_state = {k: v for k, v in raw.items() if not k.startswith(ARRAY_PREFIX) and not isinstance(v, str)}
         if skeleton_text is None:
             return model_state, {}, {}
         skeleton = json.loads(str(skeleton_text))
         if skeleton.get("format") != "fastreid_ms" or skeleton.get("version") != _FORMAT_VERSION:
             raise CheckpointError(f"{path}: unknown fastreid_ms checkpoint format {skeleton.get('format')!r} "
                                   f"version {skeleton.get('version')!r}")
+        if skeleton.get("crc32") and not crc_verified:
+            raise CheckpointError(f"checkpoint {path} is truncated (its CRC32 record is missing)")
         for k, (shape, dtype) in skeleton.get("empty_model_tensors", {}).items():
             model_state[k] = np.zeros(tuple(shape), dtype=np.dtype(dtype))
         state = decode_state(skeleton["state"], arrays)

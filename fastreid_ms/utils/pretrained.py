@@ -9,16 +9,16 @@ last ``-`` and the extension counts as a hash (``r50-ibn.pth`` or ``model-a.pth`
 import hashlib
 import os
 import re
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 import mindspore
 import numpy as np
 
+from .ckpt_reader import read_ckpt
 from .file_io import atomic_write
 from .torch_pickle import load_pth
 
-__all__ = ["MIN_HASH_DIGITS", "check_hash_prefix", "is_converted_backbone", "read_pretrained", "save_converted_backbone",
-           "sha256_of"]
+__all__ = ["MIN_HASH_DIGITS", "check_hash_prefix", "read_pretrained", "save_converted_backbone", "sha256_of"]
 
 MIN_HASH_DIGITS = 6
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]+)\.[A-Za-z0-9]+$")
@@ -47,26 +47,18 @@ def check_hash_prefix(path: str) -> Optional[str]:
     return digest
 
 
-def read_pretrained(path: str, key: str = "MODEL.BACKBONE.PRETRAIN_PATH") -> Dict[str, np.ndarray]:
-    """The tensors (name -> array) of the pretrained file ``path`` given by config ``key``: a PyTorch ``.pth`` or a
-    ``.ckpt`` written by :func:`save_converted_backbone`, after :func:`check_hash_prefix`."""
+def read_pretrained(path: str, key: str = "MODEL.BACKBONE.PRETRAIN_PATH") -> Tuple[Dict[str, np.ndarray], bool]:
+    """``(tensors, converted)``: the tensors (name -> array) of the pretrained file ``path`` given by config ``key``
+    (a PyTorch ``.pth`` or a ``.ckpt``) after :func:`check_hash_prefix`, and whether it is a backbone written by
+    :func:`save_converted_backbone` (already in the model's names)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{key} {path!r} does not exist (expected a PyTorch .pth or a converted .ckpt)")
     check_hash_prefix(path)
     if path.endswith(".ckpt"):
-        try:
-            raw = mindspore.load_checkpoint(path)
-        except ValueError as e:
-            raise ValueError(f"{key} {path!r} is not a readable MindSpore checkpoint: {e}") from None
-        return {k: v.asnumpy() for k, v in raw.items() if k != CONVERTED_MARKER}
-    return load_pth(path)
-
-
-def is_converted_backbone(path: str) -> bool:
-    """Whether ``path`` is a ``.ckpt`` written by :func:`save_converted_backbone` (already in the model's names)."""
-    if not path.endswith(".ckpt"):
-        return False
-    return CONVERTED_MARKER in mindspore.load_checkpoint(path, choice_func=lambda name: name == CONVERTED_MARKER)
+        entries, _ = read_ckpt(path)
+        tensors = {k: v for k, v in entries.items() if not isinstance(v, str)}
+        return tensors, CONVERTED_MARKER in entries
+    return load_pth(path), False
 
 
 def save_converted_backbone(tensors: Mapping[str, np.ndarray], path: str, source: str) -> None:

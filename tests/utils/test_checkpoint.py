@@ -301,14 +301,14 @@ def _damage(path, how: str) -> None:
         path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("how", ["truncate", "flip"])
-def test_damaged_checkpoint_is_refused_before_any_weight_is_loaded(tmp_path, how):
+@pytest.mark.parametrize("how,message", [("truncate", "is truncated"), ("flip", "is damaged: its CRC32 does not match")])
+def test_damaged_checkpoint_is_refused_before_any_weight_is_loaded(tmp_path, how, message):
     net = _Net()
     path = Checkpointer(net, str(tmp_path)).save("model_0000", epoch=0)
     _damage(Path(path), how)
     target = _Net(seed=9)
     before = _weights(target)
-    with pytest.raises(CheckpointError, match=f"checkpoint {path} is truncated or corrupt"):
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} {message}"):
         Checkpointer(target, str(tmp_path)).load(path, checkpointables=[])
     for name, value in _weights(target).items():
         np.testing.assert_array_equal(value, before[name])
@@ -336,3 +336,14 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, capture_log
         _damage(tmp_path / name, "flip")
     with pytest.raises(CheckpointError, match="no intact checkpoint to resume from"):
         Checkpointer(_Net(), str(tmp_path)).resume_or_load("", resume=True)
+
+
+def test_checkpoint_cut_at_an_entry_boundary_is_not_resumed_from(tmp_path):
+    """A file cut between two tensors still parses; the missing CRC32 record (or training state) gives it away."""
+    net = _Net()
+    ckpt = Checkpointer(net, str(tmp_path))
+    path = Path(ckpt.save("model_0000", epoch=0))
+    content = path.read_bytes()
+    path.write_bytes(content[:-17])  # only the CRC32 record removed
+    with pytest.raises(CheckpointError, match="is truncated \\(its CRC32 record is missing\\)"):
+        Checkpointer(_Net(), str(tmp_path)).load(str(path), checkpointables=[])

@@ -25,7 +25,7 @@ from typing import Dict, Mapping, Tuple
 
 import numpy as np
 
-from fastreid_ms.utils.pretrained import is_converted_backbone, read_pretrained
+from fastreid_ms.utils.pretrained import read_pretrained
 from fastreid_ms.utils.state_dict import load_torch_state_dict
 
 logger = logging.getLogger(__name__)
@@ -146,8 +146,8 @@ def load_dr_pretrained(model, path: str, depth: str = "50x", with_ibn: bool = Tr
             f"the ImageNet resnet{depth[:-1]}{'_ibn_a' if with_ibn else ''} weights"
         raise ValueError(f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download "
                          f"{name} and set MODEL.BACKBONE.PRETRAIN_PATH to it (or set MODEL.BACKBONE.PRETRAIN False)")
-    ckpt = read_pretrained(path)
-    tensors = ckpt if is_converted_backbone(path) else dr_pretrained_tensors(model, ckpt, num_experts)
+    ckpt, converted = read_pretrained(path)
+    tensors = ckpt if converted else dr_pretrained_tensors(model, ckpt, num_experts)
     incompatible = load_torch_state_dict(model, tensors, source=path)
     if incompatible.unexpected_keys:
         raise ValueError(f"MODEL.BACKBONE.PRETRAIN_PATH {path!r} holds tensors this backbone does not have: "

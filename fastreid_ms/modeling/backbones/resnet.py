@@ -159,7 +159,7 @@ def build_resnet_backbone(cfg):
         if not bb.PRETRAIN_PATH:
             raise ValueError(f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download the "
                              f"ImageNet weights for {key!r} (a PyTorch .pth) and set MODEL.BACKBONE.PRETRAIN_PATH")
-        incompatible = load_torch_state_dict(model, read_pretrained(bb.PRETRAIN_PATH), skip_shape_mismatch=True,
+        incompatible = load_torch_state_dict(model, read_pretrained(bb.PRETRAIN_PATH)[0], skip_shape_mismatch=True,
                                              source=bb.PRETRAIN_PATH)
         if incompatible.missing_keys:
             logger.info("Keys not in the pretrained weights (initialised randomly): %s",
