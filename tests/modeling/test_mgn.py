@@ -50,8 +50,8 @@ def test_structure_and_parameter_names(model):
     assert isinstance(model, MGN)
     names = [p.name for p in model.get_parameters()]
     assert len(names) == len(set(names))
-    for name in ("backbone.0.weight", "backbone.1.running_mean", "backbone.4.0.bn1.IN.weight", "backbone.6.conv1.weight",
-                 "b1.0.4.conv3.weight", "b1.1.2.conv3.weight", "b2.1.0.downsample.0.weight", "b3.0.0.bn1.IN.weight",
+    for name in ("backbone.0.weight", "backbone.1.running_mean", "backbone.4.0.bn1.IN.weight",
+                 "backbone.6.conv1.weight", "b1.0.4.conv3.weight", "b1.1.2.conv3.weight", "b2.1.0.downsample.0.weight", "b3.0.0.bn1.IN.weight",
                  "b33_head.pool_layer.p", "b21_head.bottleneck.0.weight", "b1_head.weight"):
         assert name in names, name
     # the three branches own separate copies of layer3[1:] (5 blocks for R50) with equal initial values
