@@ -12,3 +12,4 @@ from .non_local import Non_local  # noqa: F401
 from .pooling import *  # noqa: F401,F403
 from .se_layer import SELayer  # noqa: F401
 from .weight_init import init_tensor, weights_init_classifier, weights_init_kaiming  # noqa: F401
+from .splat import SplAtConv2d, radix_softmax  # noqa: F401
