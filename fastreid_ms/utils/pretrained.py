@@ -7,6 +7,7 @@ download is refused before any weight is used. Only a run of at least :data:`MIN
 last ``-`` and the extension counts as a hash (``r50-ibn.pth`` or ``model-a.pth`` are not checked).
 """
 import hashlib
+import logging
 import os
 import re
 from typing import Dict, Mapping, Optional, Tuple
@@ -16,9 +17,13 @@ import numpy as np
 
 from .ckpt_reader import read_ckpt
 from .file_io import atomic_write
+from .state_dict import load_torch_state_dict
 from .torch_pickle import load_pth
 
-__all__ = ["MIN_HASH_DIGITS", "check_hash_prefix", "read_pretrained", "save_converted_backbone", "sha256_of"]
+__all__ = ["MIN_HASH_DIGITS", "check_hash_prefix", "load_pretrained_backbone", "read_pretrained",
+           "save_converted_backbone", "sha256_of"]
+
+logger = logging.getLogger(__name__)
 
 MIN_HASH_DIGITS = 6
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]+)\.[A-Za-z0-9]+$")
@@ -69,3 +74,21 @@ def save_converted_backbone(tensors: Mapping[str, np.ndarray], path: str, source
     entries = [{"name": k, "data": mindspore.Tensor(np.asarray(v))} for k, v in tensors.items()]
     with atomic_write(path) as tmp:
         mindspore.save_checkpoint(entries, tmp, append_dict={CONVERTED_MARKER: os.path.basename(source)})
+
+
+def load_pretrained_backbone(model, path: str, weights_name: str) -> None:
+    """Load the ImageNet weights at ``path`` (``MODEL.BACKBONE.PRETRAIN_PATH``; a ``.pth`` or converted ``.ckpt``
+    in the model's parameter names) into the backbone ``model``, leniently as FastReID does: tensors the file lacks
+    keep their initial value, tensors the model lacks or of another shape are skipped, each list logged once.
+    ``weights_name`` names the file to download when ``path`` is empty."""
+    if not path:
+        raise ValueError(f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download the "
+                         f"ImageNet weights {weights_name} (a PyTorch .pth) and set MODEL.BACKBONE.PRETRAIN_PATH")
+    incompatible = load_torch_state_dict(model, read_pretrained(path)[0], skip_shape_mismatch=True, source=path)
+    if incompatible.missing_keys:
+        logger.info("Keys not in the pretrained weights (initialised randomly): %s",
+                    ", ".join(incompatible.missing_keys))
+    if incompatible.unexpected_keys:
+        logger.info("Pretrained keys the model does not use: %s", ", ".join(incompatible.unexpected_keys))
+    if incompatible.shape_mismatch_keys:
+        logger.warning("Pretrained keys skipped for a shape mismatch: %s", ", ".join(incompatible.shape_mismatch_keys))

@@ -18,6 +18,7 @@ from mindspore.common.initializer import Normal
 from fastreid_ms.layers import NormSequential, SplAtConv2d, get_norm
 from fastreid_ms.layers.conv import Conv2d
 from fastreid_ms.layers.weight_init import init_tensor
+from fastreid_ms.utils.pretrained import load_pretrained_backbone
 from .build import BACKBONE_REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -167,21 +168,5 @@ def build_resnest_backbone(cfg):
                     ", ".join(ignored))
     model = ResNeSt(bb.LAST_STRIDE, _STAGE_BLOCKS[bb.DEPTH], _STEM_WIDTH[bb.DEPTH], bb.NORM)
     if bb.PRETRAIN:
-        if not bb.PRETRAIN_PATH:
-            raise ValueError(f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download the "
-                             f"ImageNet weights resnest{bb.DEPTH[:-1]}-*.pth (a PyTorch .pth) and set "
-                             f"MODEL.BACKBONE.PRETRAIN_PATH")
-        from fastreid_ms.utils.checkpoint import load_torch_state_dict
-        from fastreid_ms.utils.torch_pickle import load_pth
-
-        incompatible = load_torch_state_dict(model, load_pth(bb.PRETRAIN_PATH), skip_shape_mismatch=True,
-                                             source=bb.PRETRAIN_PATH)
-        if incompatible.missing_keys:
-            logger.info("Keys not in the pretrained weights (initialised randomly): %s",
-                        ", ".join(incompatible.missing_keys))
-        if incompatible.unexpected_keys:
-            logger.info("Pretrained keys the model does not use: %s", ", ".join(incompatible.unexpected_keys))
-        if incompatible.shape_mismatch_keys:
-            logger.warning("Pretrained keys skipped for a shape mismatch: %s",
-                           ", ".join(incompatible.shape_mismatch_keys))
+        load_pretrained_backbone(model, bb.PRETRAIN_PATH, f"resnest{bb.DEPTH[:-1]}-*.pth")
     return model

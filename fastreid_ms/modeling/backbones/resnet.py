@@ -5,7 +5,6 @@ Stem: 7x7/2 conv, norm, ReLU, MaxPool(3, 2, padding 0, ceil_mode=True) (FastReID
 ``construct(x)`` returns the last feature map (N, 512 * expansion, H/16 or H/32, ...). Parameter names follow the
 PyTorch state_dict (``layer1.0.bn1.IN.weight``, ``layer2.0.downsample.1.running_mean``, ``NL_2.0.W.1.weight`` ...).
 """
-import logging
 import math
 
 from mindspore import nn, ops
@@ -15,11 +14,9 @@ from fastreid_ms.layers import IBN, NormSequential, Non_local, SELayer, get_norm
 from fastreid_ms.layers.conv import Conv2d
 from fastreid_ms.layers.helpers import max_pool_3x3_s2_ceil
 from fastreid_ms.layers.weight_init import init_tensor
-from fastreid_ms.utils.pretrained import read_pretrained
-from fastreid_ms.utils.state_dict import load_torch_state_dict
+from fastreid_ms.utils.pretrained import load_pretrained_backbone
 from .build import BACKBONE_REGISTRY
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet_backbone", "downsample_layer"]
 
@@ -156,17 +153,5 @@ def build_resnet_backbone(cfg):
                    _NL_BLOCKS[depth])
     if bb.PRETRAIN:
         key = ("se_" if bb.WITH_SE else "") + ("ibn_" if bb.WITH_IBN else "") + depth
-        if not bb.PRETRAIN_PATH:
-            raise ValueError(f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: download the "
-                             f"ImageNet weights for {key!r} (a PyTorch .pth) and set MODEL.BACKBONE.PRETRAIN_PATH")
-        incompatible = load_torch_state_dict(model, read_pretrained(bb.PRETRAIN_PATH)[0], skip_shape_mismatch=True,
-                                             source=bb.PRETRAIN_PATH)
-        if incompatible.missing_keys:
-            logger.info("Keys not in the pretrained weights (initialised randomly): %s",
-                        ", ".join(incompatible.missing_keys))
-        if incompatible.unexpected_keys:
-            logger.info("Pretrained keys the model does not use: %s", ", ".join(incompatible.unexpected_keys))
-        if incompatible.shape_mismatch_keys:
-            logger.warning("Pretrained keys skipped for a shape mismatch: %s",
-                           ", ".join(incompatible.shape_mismatch_keys))
+        load_pretrained_backbone(model, bb.PRETRAIN_PATH, f"for {key!r}")
     return model
