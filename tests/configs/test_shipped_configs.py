@@ -64,8 +64,12 @@ def tiny_overrides(config: Path, dataset_root: Path, output_dir: Path):
     cfg = get_cfg()
     cfg.merge_from_file(str(config))
     num_train_sets = len(cfg.DATASETS.NAMES)
+    num_instance = min(cfg.DATALOADER.NUM_INSTANCE, 4)
     # two iterations: the mixed train set holds num_train_sets * 16 images
     batch = num_train_sets * IMAGES_PER_TRAIN_SET // ITERATIONS
+    if cfg.SOLVER.META.ENABLED:
+        # the per-domain loaders draw half a batch of whole identities from each domain's 8 train ids
+        batch = min(batch, 2 * SYNTHETIC["DATASETS.SYNTHETIC.TRAIN_IDS"] * num_instance)
     # MGN cuts the stride-16 map into 2 and 3 stripes: 48 rows give 3. The DR50 (ACL-DGReID) model produces
     # non-finite eval features on 32x16 inputs after two steps at its learning rate; 64x32 is its demo's size.
     size = [32, 16]
@@ -78,7 +82,7 @@ def tiny_overrides(config: Path, dataset_root: Path, output_dir: Path):
         "INPUT.SIZE_TRAIN": size, "INPUT.SIZE_TEST": size, "INPUT.PADDING.SIZE": 2,
         "DATALOADER.NUM_WORKERS": 0,
         # the meta-learning recipe keeps its NUM_INSTANCE 2; the FastReID recipes' 4 / 16 become 4 (2 ids a batch)
-        "DATALOADER.NUM_INSTANCE": min(cfg.DATALOADER.NUM_INSTANCE, 4),
+        "DATALOADER.NUM_INSTANCE": num_instance,
         "SOLVER.IMS_PER_BATCH": batch, "SOLVER.MAX_EPOCH": 1, "SOLVER.WARMUP_ITERS": 0, "SOLVER.DELAY_EPOCHS": 0,
         "SOLVER.FREEZE_ITERS": min(cfg.SOLVER.FREEZE_ITERS, 1), "SOLVER.LOG_PERIOD": 1, "SOLVER.DP_REPLICAS": 1,
         "SOLVER.META.FIRST_ITER_BASIC_STEPS": 1,
