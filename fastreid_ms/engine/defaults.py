@@ -369,7 +369,7 @@ class DefaultTrainer(TrainerBase):
             if comm.is_main_process():
                 print_csv_format(OrderedDict([("dataset", dataset_name), *results_i.items()]))
         net = model.model if isinstance(model, EvalPass) else model
-        if cfg.TEST.ROUTER_ANALYSIS.ENABLED and getattr(net, "is_meta", False) and comm.is_main_process():
+        if cfg.TEST.ROUTER_ANALYSIS.ENABLED and getattr(net, "is_meta", False):
             cls.analyze_routers(cfg, net)
         if len(results) == 1:
             results = list(results.values())[0]
@@ -378,8 +378,12 @@ class DefaultTrainer(TrainerBase):
     @classmethod
     def analyze_routers(cls, cfg, model):
         """Log the mean routing weights per source domain and target set and draw them to
-        ``OUTPUT_DIR/router_weights.png`` (:mod:`fastreid_ms.evaluation.router_analysis`); returns the means."""
+        ``OUTPUT_DIR/router_weights.png`` (:mod:`fastreid_ms.evaluation.router_analysis`); returns the means. Every
+        process computes them (so that none waits alone at the next collective, whose timeout is short on CPU);
+        the main process logs and draws."""
         means = analyze_routers(cfg, model, cfg.TEST.ROUTER_ANALYSIS.NUM_IMAGES)
+        if not comm.is_main_process():
+            return means
         logger = logging.getLogger(__name__)
         logger.info("Mean routing weights (router R, expert e) per domain:\n%s", router_table(means))
         if cfg.OUTPUT_DIR:
