@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy.io import savemat
 
 from fastreid_ms.data import DATASET_REGISTRY, build_reid_test_loader
 from fastreid_ms.data.datasets import GRID, PRID, DatasetLayoutError, VIPeR, iLIDS
@@ -136,7 +137,6 @@ def test_ilids_split_listing_an_absent_image_fails(synthetic_root, tmp_path):
 
 
 def _write_partitions(path, partitions):
-    from scipy.io import savemat
 
     cells = np.empty((1, len(partitions)), dtype=object)
     for i, train_ids in enumerate(partitions):
@@ -146,7 +146,6 @@ def _write_partitions(path, partitions):
 
 
 def test_grid_reads_the_published_partitions(synthetic_root, tmp_path):
-    pytest.importorskip("scipy")
     root = _copy(synthetic_root, tmp_path, "GRID")
     folder = os.path.join(root, "underground_reid")
     os.remove(os.path.join(folder, "splits.json"))
