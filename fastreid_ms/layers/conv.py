@@ -4,12 +4,14 @@ On CPUs with AVX-512, oneDNN (which MindSpore's CPU convolution calls) runs Mind
 its naive reference kernel unless its ISA is capped at AVX2 (``ONEDNN_MAX_CPU_ISA``); fastreid_ms sets that cap when
 it is imported (:mod:`fastreid_ms.utils.onednn`), so the native kernel is the fast path everywhere.
 """
+import math
 from typing import Tuple
 
 import numpy as np
 from mindspore import Parameter, nn, ops
+from mindspore.common.initializer import Normal
 
-from .weight_init import torch_default_bias, torch_default_weight
+from .weight_init import init_tensor, torch_default_bias, torch_default_weight
 
 __all__ = ["conv2d", "Conv2d"]
 
@@ -58,3 +60,12 @@ class Conv2d(nn.Cell):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
                 f"bias={self.bias is not None}")
+
+
+def random_init_convs(model) -> None:
+    """Upstream FastReID's backbone ``random_init``: every ``Conv2d`` weight of ``model`` ~ N(0, sqrt(2 / (kh * kw *
+    out_channels))); norms keep 1 / 0."""
+    for _, cell in model.cells_and_names():
+        if isinstance(cell, Conv2d):
+            n = cell.kernel_size[0] * cell.kernel_size[1] * cell.out_channels
+            cell.weight.set_data(init_tensor(Normal(sigma=math.sqrt(2.0 / n)), cell.weight.shape))

@@ -91,3 +91,4 @@ def weights_init_classifier(cell) -> None:
         bias = getattr(cell, "bias", None)
         if bias is not None:
             _set(bias, constant_tensor(0.0, bias.shape))
+

@@ -10,14 +10,11 @@ Parameter names follow the PyTorch state_dict (``conv1.0.weight``, ``layer1.0.co
 ``layer2.0.downsample.1.weight`` ...), so upstream's ``resnest50-528c19ca.pth`` loads by name.
 """
 import logging
-import math
 
 from mindspore import nn, ops
-from mindspore.common.initializer import Normal
 
 from fastreid_ms.layers import NormSequential, SplAtConv2d, get_norm
-from fastreid_ms.layers.conv import Conv2d
-from fastreid_ms.layers.weight_init import init_tensor
+from fastreid_ms.layers.conv import Conv2d, random_init_convs
 from fastreid_ms.utils.pretrained import load_pretrained_backbone
 from .build import BACKBONE_REGISTRY
 
@@ -136,11 +133,8 @@ class ResNeSt(nn.Cell):
         return nn.SequentialCell(cells)
 
     def random_init(self):
-        """Upstream's init: every conv weight ~ N(0, sqrt(2 / (kh * kw * out_channels))); norms keep 1 / 0."""
-        for _, cell in self.cells_and_names():
-            if isinstance(cell, Conv2d):
-                n = cell.kernel_size[0] * cell.kernel_size[1] * cell.out_channels
-                cell.weight.set_data(init_tensor(Normal(sigma=math.sqrt(2.0 / n)), cell.weight.shape))
+        """Upstream's ``random_init`` (:func:`fastreid_ms.layers.conv.random_init_convs`)."""
+        random_init_convs(self)
 
     def construct(self, x, update_stats=True):
         x = ops.relu(self.bn1(self.conv1(x, update_stats), update_stats))

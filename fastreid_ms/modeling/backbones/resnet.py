@@ -5,15 +5,12 @@ Stem: 7x7/2 conv, norm, ReLU, MaxPool(3, 2, padding 0, ceil_mode=True) (FastReID
 ``construct(x)`` returns the last feature map (N, 512 * expansion, H/16 or H/32, ...). Parameter names follow the
 PyTorch state_dict (``layer1.0.bn1.IN.weight``, ``layer2.0.downsample.1.running_mean``, ``NL_2.0.W.1.weight`` ...).
 """
-import math
 
 from mindspore import nn, ops
-from mindspore.common.initializer import Normal
 
 from fastreid_ms.layers import IBN, NormSequential, Non_local, SELayer, get_norm
-from fastreid_ms.layers.conv import Conv2d
+from fastreid_ms.layers.conv import Conv2d, random_init_convs
 from fastreid_ms.layers.helpers import max_pool_3x3_s2_ceil
-from fastreid_ms.layers.weight_init import init_tensor
 from fastreid_ms.utils.pretrained import load_pretrained_backbone
 from .build import BACKBONE_REGISTRY
 
@@ -118,11 +115,8 @@ class ResNet(nn.Cell):
         self.nl_indices = tuple(indices)
 
     def random_init(self):
-        """Upstream ``random_init``: conv weights ~ N(0, sqrt(2 / (kh * kw * out_channels))); norms keep 1 / 0."""
-        for _, cell in self.cells_and_names():
-            if isinstance(cell, Conv2d):
-                n = cell.kernel_size[0] * cell.kernel_size[1] * cell.out_channels
-                cell.weight.set_data(init_tensor(Normal(sigma=math.sqrt(2.0 / n)), cell.weight.shape))
+        """Upstream's ``random_init`` (:func:`fastreid_ms.layers.conv.random_init_convs`)."""
+        random_init_convs(self)
 
     def construct(self, x, update_stats=True):
         x = max_pool_3x3_s2_ceil(ops.relu(self.bn1(self.conv1(x), update_stats)))

@@ -18,8 +18,7 @@ these Tensors (validating them outside the graph) and runs the compiled passes.
 
 Unlike the reference, the images are normalised into a new tensor: the caller's batch is never modified.
 """
-import numpy as np
-from mindspore import Tensor, nn
+from mindspore import nn
 
 from fastreid_ms.config import configurable
 from fastreid_ms.modeling.backbones import build_backbone
@@ -28,6 +27,7 @@ from fastreid_ms.modeling.losses import (ACL_PHASES, acl_loss_names, acl_losses,
                                          check_acl_batch, check_reid_batch, loss_kwargs_from_cfg, reid_loss_names,
                                          reid_losses)
 from .build import META_ARCH_REGISTRY
+from .pixel_norm import pixel_constants
 
 __all__ = ["Baseline"]
 
@@ -43,15 +43,7 @@ class Baseline(nn.Cell):
         self.heads = heads
         self.loss_kwargs = loss_kwargs
         self.is_meta = isinstance(heads, MetaEmbeddingHead)
-        mean = np.asarray(pixel_mean, dtype=np.float32).reshape(-1)
-        std = np.asarray(pixel_std, dtype=np.float32).reshape(-1)
-        if mean.shape != std.shape:
-            raise ValueError(f"MODEL.PIXEL_MEAN {list(pixel_mean)} and MODEL.PIXEL_STD {list(pixel_std)} differ in "
-                             f"length")
-        self.num_channels = int(mean.shape[0])
-        # Constants, not Parameters: not saved, like the reference's non-persistent buffers.
-        self.pixel_mean = Tensor(mean.reshape(1, -1, 1, 1))
-        self.pixel_std = Tensor(std.reshape(1, -1, 1, 1))
+        self.num_channels, self.pixel_mean, self.pixel_std = pixel_constants(pixel_mean, pixel_std)
 
     @classmethod
     def from_config(cls, cfg):

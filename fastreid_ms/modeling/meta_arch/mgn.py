@@ -28,8 +28,7 @@ optimizer's ``MODEL.FREEZE_LAYERS`` patterns match parameter names from their st
 """
 import copy
 
-import numpy as np
-from mindspore import Tensor, nn, ops
+from mindspore import nn, ops
 
 from fastreid_ms.config import configurable
 from fastreid_ms.layers import max_pool_3x3_s2_ceil
@@ -38,6 +37,7 @@ from fastreid_ms.modeling.backbones.resnet import Bottleneck, ResNet, downsample
 from fastreid_ms.modeling.heads import build_heads
 from fastreid_ms.modeling.losses import check_reid_batch, cross_entropy_loss, loss_kwargs_from_cfg, triplet_loss
 from .build import META_ARCH_REGISTRY
+from .pixel_norm import pixel_constants
 
 __all__ = ["MGN", "chunk_bounds"]
 
@@ -156,14 +156,7 @@ class MGN(nn.Cell):
             setattr(self, branch + "_head", head)
         self.loss_kwargs = loss_kwargs
         self.is_meta = False
-        mean = np.asarray(pixel_mean, dtype=np.float32).reshape(-1)
-        std = np.asarray(pixel_std, dtype=np.float32).reshape(-1)
-        if mean.shape != std.shape:
-            raise ValueError(f"MODEL.PIXEL_MEAN {list(pixel_mean)} and MODEL.PIXEL_STD {list(pixel_std)} differ in "
-                             f"length")
-        self.num_channels = int(mean.shape[0])
-        self.pixel_mean = Tensor(mean.reshape(1, -1, 1, 1))
-        self.pixel_std = Tensor(std.reshape(1, -1, 1, 1))
+        self.num_channels, self.pixel_mean, self.pixel_std = pixel_constants(pixel_mean, pixel_std)
 
     @classmethod
     def from_config(cls, cfg):
