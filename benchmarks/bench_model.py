@@ -10,7 +10,9 @@ compiled passes unless ``MODEL.COMPILE False``) and feeds the trainer fixed synt
 
 medians of ``--runs`` timed runs after the first (compiling) call of each, whose extra time is reported as
 ``compile_s`` (the sum over the passes). Default setting: 3x256x128 images, batch 16, the real class counts of the mix
-setting (11934, 751, 1041); ``INPUT.SIZE_TRAIN "[64, 32]"`` gives the demo's image size. It then profiles one meta
+setting (11934, 751, 1041), one replica (``SOLVER.DP_REPLICAS 1``: the recipe's 4 replicas cut its batch of 64 into
+4 chunks of 16, each one the work of a batch-16 step timed here; ``SOLVER.DP_REPLICAS R`` times R chunks of
+``--batch / R``); ``INPUT.SIZE_TRAIN "[64, 32]"`` gives the demo's image size. It then profiles one meta
 iteration by parts (each pass, the fast-weight writes, each optimizer update) and prints them sorted by time, runs
 one more meta iteration under ``mindspore.Profiler`` and prints the operator types that took the most time (on CPU,
 from the profiler's ``cpu_op_type_info`` table; ``--profile-dir`` keeps the raw profile), and ends with one JSON
@@ -92,6 +94,7 @@ def main():
     cfg.MODEL.BACKBONE.PRETRAIN = False
     num_classes = tuple(int(c) for c in args.classes.split(","))
     cfg.MODEL.HEADS.NUM_CLASSES1, cfg.MODEL.HEADS.NUM_CLASSES2, cfg.MODEL.HEADS.NUM_CLASSES3 = num_classes
+    cfg.SOLVER.DP_REPLICAS = 1
     cfg.merge_from_list(args.opts)
     set_device(cfg.MODEL.DEVICE)
     height, width = cfg.INPUT.SIZE_TRAIN
