@@ -22,7 +22,7 @@ its fault, and is continued with ``--resume`` until it completes (at most ``--ma
 
 For each trial it checks, after every interruption, that every ``.ckpt`` in OUTPUT_DIR is intact (CRC32 and
 structure) and that ``last_checkpoint`` names an intact file (``lost_files`` counts the failures), and at the end
-that the per-step losses (``step_losses.json``, the last attempt of each iteration), the final weights
+that the per-step losses (``step_losses.json``), the final weights
 (``model_final.ckpt``, bit for bit) and the evaluation results (``metrics.json``) equal the reference run's
 (``identical``).
 
@@ -173,20 +173,10 @@ def _lost_files(output_dir: Path) -> int:
 
 
 def _step_losses(output_dir: Path):
-    """The records of the last attempt of every iteration (a resumed run appends from its start iteration)."""
-    records = []
+    """The per-pass loss records of the run that produced the final model (a resumed run's writer replaces the
+    records its interrupted attempt left from its start iteration on)."""
     path = output_dir / "step_losses.json"
-    if not path.is_file():
-        return records
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if records and record["iteration"] < records[-1]["iteration"]:
-            records = [r for r in records if r["iteration"] < record["iteration"]]
-        records.append(record)
-    return records
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def _eval_results(output_dir: Path):

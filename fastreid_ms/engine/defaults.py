@@ -31,6 +31,7 @@ from fastreid_ms.utils.events import CommonMetricPrinter, JSONWriter, StepLossWr
 from fastreid_ms.utils.logger import command_error_logger, log_traceback_to_files, setup_logger
 from fastreid_ms.utils.onednn import onednn_isa_decision
 from . import hooks
+from .launch import WorkerFailure
 from .meta_train_loop import MetaLearningTrainer
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase, TrainingPreempted
 
@@ -88,12 +89,17 @@ def run_tool(tool: str, fn: Callable, *args) -> int:
     (:data:`INPUT_ERRORS`), reported as one line ``<tool>: error: <message>`` (line breaks of the message become
     spaces) on stderr with its traceback written
     to the log files only (``OUTPUT_DIR/log.txt`` once the job setup has run); 128 + signal number after a
-    preemption (:class:`TrainingPreempted`: one line naming the checkpoint to resume from)."""
+    preemption (:class:`TrainingPreempted`: one line naming the checkpoint to resume from); 1 after a failed
+    data-parallel process (:class:`WorkerFailure`: one line, the traceback in the log files)."""
     try:
         fn(*args)
     except TrainingPreempted as e:
         command_error_logger().error(f"{tool}: {e}")
         return e.exit_code
+    except WorkerFailure as e:
+        log_traceback_to_files(logging.getLogger("fastreid_ms"), f"{tool}: worker failure")
+        command_error_logger().error(f"{tool}: error: {e}")
+        return 1
     except INPUT_ERRORS as e:
         log_traceback_to_files(logging.getLogger("fastreid_ms"), f"{tool}: fatal error")
         command_error_logger().error(f"{tool}: error: {' '.join(str(e).split())}")

@@ -10,6 +10,12 @@ Equivalent manual launch::
 
     msrun --worker_num=N --local_worker_num=N --master_addr=127.0.0.1 --master_port=8118 --log_dir=msrun_log \\
           --join=True tools/train_net.py --config-file cfg.yml --num-gpus N
+
+When a worker dies (killed, out of memory, an error), no process waits forever: on one machine msrun sees the exit
+within a second and kills the other workers, and ``launch`` raises :class:`WorkerFailure`; a worker that msrun does
+not stop (a worker on another machine) fails at its next collective once MindSpore's collective timeout (30 s on
+CPU) passes, which ``launch`` turns into :class:`WorkerFailure` naming the process. Only rank 0 writes checkpoints,
+atomically, so ``--resume`` of the same command continues from the last complete checkpoint on every process.
 """
 import logging
 import os
@@ -18,9 +24,21 @@ import sys
 from typing import Callable, List, Optional, Sequence
 from urllib.parse import urlparse
 
-__all__ = ["launch", "launched_by_msrun", "build_msrun_command"]
+__all__ = ["launch", "launched_by_msrun", "build_msrun_command", "WorkerFailure"]
 
 logger = logging.getLogger(__name__)
+
+MSRUN_LOG_DIR = "msrun_log"
+
+
+class WorkerFailure(RuntimeError):
+    """A data-parallel job ended because one of its processes failed or died; continue it with ``--resume``."""
+
+
+def _collective_failed(error: RuntimeError) -> bool:
+    """Whether MindSpore's error comes from a collective kernel (all-reduce across processes) that could not finish:
+    its message names the kernel (``Launch kernel failed, name:.../AllReduce-op0``)."""
+    return "AllReduce" in str(error)
 
 
 def launched_by_msrun() -> bool:
@@ -44,7 +62,7 @@ def _master_address(dist_url: Optional[str]):
 
 def build_msrun_command(argv: Sequence[str], num_gpus_per_machine: int, num_machines: int = 1,
                         machine_rank: int = 0, dist_url: Optional[str] = None,
-                        log_dir: str = "msrun_log") -> List[str]:
+                        log_dir: str = MSRUN_LOG_DIR) -> List[str]:
     """The ``msrun`` command that runs ``python argv...`` (``argv[0]`` = the script) as ``num_gpus_per_machine``
     workers on this machine out of ``num_machines * num_gpus_per_machine`` in total. msrun starts the workers with
     the ``python`` found on ``PATH``."""
@@ -64,14 +82,16 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
     In an msrun worker: initialise MindSpore communication, check the world size, run ``main_func``. In msrun's
     scheduler process: serve the cluster in ``init()`` and never run ``main_func`` (returns None). Otherwise,
     with one process in total: run ``main_func`` directly and return its result. With more: re-run this command
-    line (``sys.argv``) under msrun and wait; a failing worker raises ``RuntimeError``.
+    line (``sys.argv``) under msrun and wait: the console shows the workers' logs (``msrun_log/worker_<rank>.log``),
+    msrun's own messages go to ``msrun_log/msrun.log``. A failed worker, or a collective that fails because another
+    process died, raises :class:`WorkerFailure`.
     """
     if num_gpus_per_machine < 1 or num_machines < 1:
         raise ValueError(f"launch: need at least one process per machine and one machine, got "
                          f"num_gpus_per_machine={num_gpus_per_machine}, num_machines={num_machines}")
     world_size = num_machines * num_gpus_per_machine
     if launched_by_msrun():
-        from mindspore.communication import get_group_size, init
+        from mindspore.communication import get_group_size, get_rank, init
 
         init()
         if _is_msrun_scheduler():
@@ -79,7 +99,14 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
         if get_group_size() != world_size:
             raise RuntimeError(f"msrun started {get_group_size()} workers but --num-gpus x --num-machines = "
                                f"{world_size}")
-        return main_func(*args)
+        try:
+            return main_func(*args)
+        except RuntimeError as e:
+            if not _collective_failed(e):
+                raise
+            raise WorkerFailure(f"process {get_rank()} of {world_size}: a collective operation across the processes "
+                                f"failed (another process died or stalled past the collective timeout); continue "
+                                f"the run with --resume") from e
     if world_size == 1:
         return main_func(*args)
     cmd = build_msrun_command(sys.argv, num_gpus_per_machine, num_machines, machine_rank, dist_url)
@@ -87,7 +114,12 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     logger.info("Launching %d worker(s) on this machine: %s", num_gpus_per_machine, " ".join(cmd))
-    result = subprocess.run(cmd, check=False, env=env)
+    log_dir = os.path.abspath(MSRUN_LOG_DIR)
+    os.makedirs(log_dir, exist_ok=True)
+    with open(os.path.join(log_dir, "msrun.log"), "a") as msrun_messages:
+        result = subprocess.run(cmd, check=False, env=env, stderr=msrun_messages)
     if result.returncode != 0:
-        raise RuntimeError(f"msrun exited with code {result.returncode}; see the worker logs in msrun_log/")
+        raise WorkerFailure(f"a worker process failed and msrun stopped the others (msrun exit code "
+                            f"{result.returncode}); the workers' output is in {log_dir}/worker_<rank>.log, "
+                            f"msrun's in {log_dir}/msrun.log; continue the run with --resume")
     return None

@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .file_io import atomic_write_text
+
 __all__ = ["get_event_storage", "EventStorage", "HistoryBuffer", "EventWriter", "CommonMetricPrinter", "JSONWriter",
            "StepLossWriter", "flatten_results_dict", "max_memory_mb"]
 
@@ -288,20 +290,41 @@ class StepLossWriter(EventWriter):
     """Append every forward pass's losses (:meth:`EventStorage.put_step_losses`) to ``json_file``, one JSON object
     per pass and line: ``{"iteration": i, "phase": "basic", "loss_cls": ..., ...}``, unsmoothed and in execution
     order, so that two runs (e.g. an interrupted and resumed one and an uninterrupted one) can be compared step by
-    step."""
+    step. The file holds the history of the run that produced the current model: at its first write the writer
+    drops the records at or after that write's first iteration (passes of an interrupted attempt that a resumed run
+    repeats, or of an earlier run in the folder) and any line cut short by a crash."""
 
     def __init__(self, json_file: str):
         directory = os.path.dirname(os.path.abspath(json_file))
         os.makedirs(directory, exist_ok=True)
-        self._file_handle = open(json_file, "a")
+        self._json_file = json_file
+        self._file_handle = None
+
+    def _open(self, start_iteration: int) -> None:
+        kept = []
+        if os.path.isfile(self._json_file):
+            with open(self._json_file) as f:
+                for line in f:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if record["iteration"] < start_iteration:
+                        kept.append(line if line.endswith("\n") else line + "\n")
+        atomic_write_text(self._json_file, "".join(kept))
+        self._file_handle = open(self._json_file, "a")
 
     def write(self) -> None:
         records = get_event_storage().pop_step_losses()
+        if not records:
+            return
+        if self._file_handle is None:
+            self._open(records[0]["iteration"])
         for record in records:
             self._file_handle.write(json.dumps(record, sort_keys=True) + "\n")
-        if records:
-            self._file_handle.flush()
-            os.fsync(self._file_handle.fileno())
+        self._file_handle.flush()
+        os.fsync(self._file_handle.fileno())
 
     def close(self) -> None:
-        self._file_handle.close()
+        if self._file_handle is not None:
+            self._file_handle.close()

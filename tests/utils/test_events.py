@@ -1,12 +1,12 @@
-"""EventStorage, CommonMetricPrinter and JSONWriter (fastreid_ms/utils/events.py)."""
+"""EventStorage, CommonMetricPrinter, JSONWriter and StepLossWriter (fastreid_ms/utils/events.py)."""
 import json
 import re
 
 import numpy as np
 import pytest
 
-from fastreid_ms.utils.events import (CommonMetricPrinter, EventStorage, JSONWriter, flatten_results_dict,
-                                      get_event_storage)
+from fastreid_ms.utils.events import (CommonMetricPrinter, EventStorage, JSONWriter, StepLossWriter,
+                                      flatten_results_dict, get_event_storage)
 
 
 def test_storage_history_statistics_and_hints():
@@ -73,3 +73,28 @@ def test_json_writer_writes_new_scalars_once_per_iteration(tmp_path):
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert lines == [{"iteration": 2, "total_loss": 1.5},
                      {"iteration": 3, "CUHK03/Rank-1": 50.0, "CUHK03/metric": 40.0}]
+
+
+def _write_step_losses(path, iterations, first_value):
+    writer = StepLossWriter(str(path))
+    with EventStorage(iterations[0]) as storage:
+        for offset, it in enumerate(iterations):
+            storage.iter = it
+            storage.put_step_losses("basic", {"loss_cls": first_value + offset})
+            writer.write()
+    writer.close()
+
+
+def test_step_loss_writer_keeps_the_history_of_the_resumed_run(tmp_path):
+    """A resumed run (first write at iteration 2) replaces the interrupted attempt's records from iteration 2 on,
+    including a line cut short by the crash; a fresh run (first write at 0) starts the file over."""
+    path = tmp_path / "step_losses.json"
+    _write_step_losses(path, [0, 1, 2, 3], 0.0)
+    with open(path, "a") as f:
+        f.write('{"iteration": 4, "phase": "ba')
+    _write_step_losses(path, [2, 3, 4], 10.0)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["iteration"], r["loss_cls"]) for r in rows] == [(0, 0.0), (1, 1.0), (2, 10.0), (3, 11.0), (4, 12.0)]
+
+    _write_step_losses(path, [0], 20.0)
+    assert [json.loads(line)["loss_cls"] for line in path.read_text().splitlines()] == [20.0]
