@@ -20,7 +20,7 @@ from fastreid_ms.modeling.passes import batch_arrays
 from fastreid_ms.solver.lr_scheduler import MultiStepLR
 from fastreid_ms.utils import comm
 from fastreid_ms.utils.periodic_checkpointer import PeriodicCheckpointer as _PeriodicCheckpointer
-from fastreid_ms.utils.curves import save_training_curves
+from fastreid_ms.utils.curves import load_curves, save_training_curves
 from fastreid_ms.utils.events import EventStorage, EventWriter, flatten_results_dict, get_event_storage
 from fastreid_ms.utils.params import assign_values
 from .train_loop import HookBase, TrainingPreempted
@@ -322,20 +322,23 @@ class EvalHook(HookBase):
 class TrainingCurves(HookBase):
     """Redraw ``output_dir/training_curves.png`` (:func:`fastreid_ms.utils.curves.save_training_curves`: every
     loss, ``lr``, the evaluation metrics, basic and meta step totals) after every ``period``-th epoch (the
-    evaluation epochs) and at the end of training. Register it after the writers, so that the files it reads hold
-    the epoch's records."""
+    evaluation epochs) and at the end of training, once ``metrics.json`` holds a series. Register it after the
+    writers, so that the files it reads hold the epoch's records."""
 
     def __init__(self, output_dir: str, period: int):
         self.output_dir = output_dir
         self.period = int(period)
 
-    def after_epoch(self):
-        if self.period > 0 and (self.trainer.epoch + 1) % self.period == 0:
+    def _draw(self):
+        if os.path.isfile(os.path.join(self.output_dir, "metrics.json")) and load_curves(self.output_dir):
             save_training_curves(self.output_dir)
 
+    def after_epoch(self):
+        if self.period > 0 and (self.trainer.epoch + 1) % self.period == 0:
+            self._draw()
+
     def after_train(self):
-        if os.path.isfile(os.path.join(self.output_dir, "metrics.json")):
-            save_training_curves(self.output_dir)
+        self._draw()
 
 
 def get_bn_cells(model) -> list:

@@ -117,7 +117,8 @@ class TrainerBase:
     def train(self, start_epoch: int, max_epoch: int, iters_per_epoch: int, start_iter: Optional[int] = None) -> None:
         """Run epochs ``start_epoch .. max_epoch - 1`` of ``iters_per_epoch`` steps; ``iter`` starts at
         ``start_epoch * iters_per_epoch``, or at ``start_iter`` (a run stopped within an epoch continues there: the
-        first epoch runs its remaining steps)."""
+        first epoch runs its remaining steps). The hooks' ``after_train`` runs also when training stops on an
+        error; that error is the one raised (an ``after_train`` failure meanwhile is logged)."""
         if start_iter is None:
             start_iter = start_epoch * iters_per_epoch
         start_epoch = start_iter // iters_per_epoch
@@ -137,13 +138,15 @@ class TrainerBase:
                         self.after_step()
                         self.iter += 1
                     self.after_epoch()
-            except TrainingPreempted:
+            except BaseException as error:
+                if not isinstance(error, TrainingPreempted):
+                    logger.exception("Exception during training:")
+                try:
+                    self.after_train()
+                except Exception:  # noqa: BLE001 - the training error above is the one to report
+                    logger.exception("after_train failed while the run was stopping on the error above:")
                 raise
-            except Exception:
-                logger.exception("Exception during training:")
-                raise
-            finally:
-                self.after_train()
+            self.after_train()
 
     def before_train(self):
         for h in self._hooks:

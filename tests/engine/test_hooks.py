@@ -8,7 +8,8 @@ from mindspore import Tensor, nn
 
 from fastreid_ms.config import get_cfg
 from fastreid_ms.engine.hooks import (CallbackHook, EvalHook, IterationTimer, LayerFreeze, LRScheduler,
-                                      PeriodicCheckpointer, PeriodicWriter, PreciseBN, Preemption, update_bn_stats)
+                                      PeriodicCheckpointer, PeriodicWriter, PreciseBN, Preemption, TrainingCurves,
+                                      update_bn_stats)
 from fastreid_ms.engine.train_loop import HookBase, TrainerBase, TrainingPreempted
 from fastreid_ms.layers.batch_norm import BatchNorm
 from fastreid_ms.solver import SGD, build_lr_scheduler
@@ -60,6 +61,24 @@ def test_exception_still_runs_after_train():
     with pytest.raises(RuntimeError, match="boom"):
         trainer.train(0, 5, 2)
     assert log[-1][:2] == ("a", "after_train")
+
+
+def test_a_failing_after_train_does_not_replace_the_training_error(tmp_path, capture_logs):
+    """The training error is raised even when a hook's after_train fails meanwhile (logged), and the other hooks'
+    after_train still run; TrainingCurves draws nothing from a metrics.json without series (no error)."""
+    def broken_after_train(trainer):
+        raise ValueError("after_train broke")
+
+    log = []
+    (tmp_path / "metrics.json").write_text('{"iteration": 0}\n')
+    trainer = _Trainer(fail_at=1)
+    trainer.register_hooks([TrainingCurves(str(tmp_path), 1), CallbackHook(after_train=broken_after_train)])
+    with capture_logs("fastreid_ms") as records:
+        with pytest.raises(RuntimeError, match="boom"):
+            trainer.train(0, 5, 2)
+    assert any("after_train failed" in r.getMessage() and "after_train broke" in str(r.exc_info[1])
+               for r in records)
+    assert not (tmp_path / "training_curves.png").exists()
 
 
 class _CountingWriter(EventWriter):

@@ -5,6 +5,7 @@ line that names the file, key or value at fault and what was expected, no traceb
 import hashlib
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,16 @@ def _opts(files, output_dir):
 def _damaged_resume(out: Path, files: Path):
     """OUTPUT_DIR whose only checkpoint, named by last_checkpoint, is damaged."""
     (out / "model_0000.ckpt").write_bytes(b"\x08\x01" * 100)
+
+
+def _undecodable_images(out: Path, files: Path):
+    """A copy of the datasets beside OUTPUT_DIR whose images are cut to half their bytes: they exist, are not empty
+    and can be opened (the up-front check passes), but do not decode when a loader worker reads them."""
+    root = out.parent / "broken_data"
+    shutil.copytree(files / "data", root)
+    for image in list(root.rglob("*.jpg")) + list(root.rglob("*.png")):
+        data = image.read_bytes()
+        image.write_bytes(data[:len(data) // 2])
 
 
 # (name, train_net arguments before the tiny options, options after them, expected message fragment, prepare)
@@ -106,6 +117,9 @@ CASES = [
      "{files}/cut.pth", None),
     ("resume from a damaged checkpoint", ["--config-file", RECIPE, "--resume"], [],
      "no intact checkpoint to resume from in {out}", _damaged_resume),
+    ("image that does not decode during training", ["--config-file", RECIPE],
+     ["DATASETS.ROOT", "{tmp}/broken_data", "DATALOADER.NUM_WORKERS", "2"], "cannot read image {tmp}/broken_data/",
+     _undecodable_images),
 ]
 
 
@@ -121,7 +135,7 @@ def test_train_net_bad_input(name, args, opts, expected, prepare, files, tmp_pat
     hashed = next(files.glob("resnet50_ibn_a-*.pth"))
 
     def fill(text):
-        return text.format(files=files, out=out, hashed=hashed)
+        return text.format(files=files, out=out, hashed=hashed, tmp=tmp_path)
 
     argv = [fill(a) for a in args] + _opts(files, out) + [fill(o) for o in opts]
     code = load_tool("train_net").cli(argv)
