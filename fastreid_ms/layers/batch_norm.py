@@ -29,6 +29,7 @@ __all__ = [
     "GroupNorm",
     "IBN",
     "NormSequential",
+    "takes_update_stats",
     "get_norm",
 ]
 
@@ -296,14 +297,23 @@ def get_norm(norm, out_channels, **kwargs):
 
 
 
+def takes_update_stats(cell) -> bool:
+    """Whether ``cell`` is called as ``cell(x, update_stats)``: norms (classes with ``is_norm = True``) and cells
+    whose class sets ``takes_update_stats = True`` (:class:`NormSequential`, residual blocks)."""
+    cls = type(cell)
+    return bool(getattr(cls, "is_norm", False) or getattr(cls, "takes_update_stats", False))
+
+
 class NormSequential(nn.SequentialCell):
     """``nn.SequentialCell`` (children named ``0``, ``1``, ... as PyTorch's ``nn.Sequential``) whose
-    ``construct(x, update_stats=True)`` passes the flag on to its norm children (classes with ``is_norm = True``),
-    e.g. ResNet's ``downsample`` (conv, norm) or a head's ``bottleneck`` (optional conv, BNNeck)."""
+    ``construct(x, update_stats=True)`` passes the flag on to the children that take it (:func:`takes_update_stats`:
+    norms, residual blocks, nested NormSequentials), e.g. ResNet's ``downsample`` (conv, norm), a head's
+    ``bottleneck`` (optional conv, BNNeck) or MGN's branches (residual blocks)."""
+    takes_update_stats = True
 
     def __init__(self, cells):
         super().__init__(list(cells))
-        self.takes_stats = tuple(bool(getattr(type(c), "is_norm", False)) for c in self.cell_list)
+        self.takes_stats = tuple(takes_update_stats(c) for c in self.cell_list)
 
     def construct(self, x, update_stats=True):
         for cell, takes_stats in zip(self.cell_list, self.takes_stats):

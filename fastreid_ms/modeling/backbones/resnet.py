@@ -36,6 +36,7 @@ def downsample_layer(inplanes, planes, stride, bn_norm):
 class BasicBlock(nn.Cell):
     """Two 3x3 convs (stride on the first), optional IBN-a first norm and SE, identity / downsample residual."""
     expansion = 1
+    takes_update_stats = True
 
     def __init__(self, inplanes, planes, bn_norm, with_ibn=False, with_se=False, stride=1, downsample=None,
                  reduction=16):
@@ -58,6 +59,7 @@ class Bottleneck(nn.Cell):
     """1x1 -> 3x3 (stride) -> 1x1 (x4 channels) with norms, optional IBN-a first norm and SE, residual, ReLU.
     ``norm_kwargs`` go to every norm (e.g. ``zero_if_height_one`` for ACL-DGReID's instance norms)."""
     expansion = 4
+    takes_update_stats = True
 
     def __init__(self, inplanes, planes, bn_norm, with_ibn=False, with_se=False, stride=1, downsample=None,
                  reduction=16, **norm_kwargs):

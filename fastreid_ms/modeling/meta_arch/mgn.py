@@ -31,7 +31,7 @@ import copy
 from mindspore import nn, ops
 
 from fastreid_ms.config import configurable
-from fastreid_ms.layers import max_pool_3x3_s2_ceil
+from fastreid_ms.layers import NormSequential, max_pool_3x3_s2_ceil
 from fastreid_ms.modeling.backbones import build_backbone
 from fastreid_ms.modeling.backbones.resnet import Bottleneck, ResNet, downsample_layer
 from fastreid_ms.modeling.heads import build_heads
@@ -78,25 +78,6 @@ class _ReLU(nn.Cell):
         return ops.relu(x)
 
 
-class _StatsSequential(nn.SequentialCell):
-    """``nn.Sequential`` (children ``0``, ``1``, ...) whose ``construct(x, update_stats)`` passes the running-
-    statistics flag to the children that take it (norms, residual blocks, nested sequences)."""
-
-    def __init__(self, cells):
-        super().__init__(list(cells))
-        self.takes_stats = tuple(isinstance(c, (Bottleneck, _StatsSequential)) or bool(getattr(type(c), "is_norm",
-                                                                                               False))
-                                 for c in self.cell_list)
-
-    def construct(self, x, update_stats=True):
-        for cell, takes_stats in zip(self.cell_list, self.takes_stats):
-            if takes_stats:
-                x = cell(x, update_stats)
-            else:
-                x = cell(x)
-        return x
-
-
 def _copy_values(source: nn.Cell, target: nn.Cell) -> None:
     """Copy every parameter value of ``source`` into the same-named parameter of ``target`` (PyTorch's
     ``target.load_state_dict(source.state_dict())``); the two must have the same names and shapes."""
@@ -112,12 +93,12 @@ def _copy_values(source: nn.Cell, target: nn.Cell) -> None:
         param.set_data(src[name].value().copy())
 
 
-def _part_layer4(layer4: nn.SequentialCell, bn_norm: str, with_se: bool) -> _StatsSequential:
+def _part_layer4(layer4: nn.SequentialCell, bn_norm: str, with_se: bool) -> NormSequential:
     """Upstream's ``res_p_conv5``: three Bottlenecks like layer4 but with stride 1 (no IBN), loaded with layer4's
     weights."""
     blocks = [Bottleneck(1024, 512, bn_norm, False, with_se, downsample=downsample_layer(1024, 2048, 1, bn_norm))]
     blocks += [Bottleneck(2048, 512, bn_norm, False, with_se) for _ in range(len(layer4.cell_list) - 1)]
-    part = _StatsSequential(blocks)
+    part = NormSequential(blocks)
     _copy_values(layer4, part)
     return part
 
@@ -163,15 +144,15 @@ class MGN(nn.Cell):
         resnet = build_backbone(cfg)
         _check_resnet(resnet, cfg)
         bn_norm = cfg.MODEL.BACKBONE.NORM
-        stem = _StatsSequential([resnet.conv1, resnet.bn1, _ReLU(), _MaxPoolCeil(),
-                                 _StatsSequential(resnet.layer1.cell_list), _StatsSequential(resnet.layer2.cell_list),
+        stem = NormSequential([resnet.conv1, resnet.bn1, _ReLU(), _MaxPoolCeil(),
+                                 NormSequential(resnet.layer1.cell_list), NormSequential(resnet.layer2.cell_list),
                                  resnet.layer3.cell_list[0]])
-        res_conv4 = _StatsSequential(resnet.layer3.cell_list[1:])
-        res_g_conv5 = _StatsSequential(resnet.layer4.cell_list)
+        res_conv4 = NormSequential(resnet.layer3.cell_list[1:])
+        res_g_conv5 = NormSequential(resnet.layer4.cell_list)
         res_p_conv5 = _part_layer4(resnet.layer4, bn_norm, cfg.MODEL.BACKBONE.WITH_SE)
-        neck1 = _StatsSequential([copy.deepcopy(res_conv4), copy.deepcopy(res_g_conv5)])
-        neck2 = _StatsSequential([copy.deepcopy(res_conv4), copy.deepcopy(res_p_conv5)])
-        neck3 = _StatsSequential([copy.deepcopy(res_conv4), copy.deepcopy(res_p_conv5)])
+        neck1 = NormSequential([copy.deepcopy(res_conv4), copy.deepcopy(res_g_conv5)])
+        neck2 = NormSequential([copy.deepcopy(res_conv4), copy.deepcopy(res_p_conv5)])
+        neck3 = NormSequential([copy.deepcopy(res_conv4), copy.deepcopy(res_p_conv5)])
         return {
             "backbone": stem,
             "neck1": neck1,
