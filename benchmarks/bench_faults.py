@@ -2,9 +2,9 @@
 the model of an uninterrupted run, and is no checkpoint ever lost?
 
 A reference run of a tiny synthetic DR50 mix configuration (``tools/train_net.py`` on
-``configs/demo/DR50_mix_synthetic.yml`` with 32x16 images, 3 epochs of 3 iterations, a checkpoint and an evaluation
-every epoch, fixed SEED) runs uninterrupted. Then every trial runs the same command into its own OUTPUT_DIR, meets
-its fault, and is continued with ``--resume`` until it completes (at most ``--max-restarts`` times). The faults:
+``configs/demo/DR50_mix_synthetic.yml`` with 32x16 images, 3 epochs of 3 iterations, 2 basic steps before the first
+meta step, a checkpoint and an evaluation every epoch, fixed SEED) runs uninterrupted. Then every trial runs the
+same command into its own OUTPUT_DIR, meets its fault, and is continued with ``--resume`` until it completes (at most ``--max-restarts`` times). The faults:
 
 * ``kill_random``: SIGKILL after a random delay (anywhere: setup, a step, an evaluation, a save);
 * ``kill_in_step``: SIGKILL inside a training step (at a random forward/backward pass of the run);
@@ -26,7 +26,7 @@ that the per-step losses (``step_losses.json``), the final weights
 (``model_final.ckpt``, bit for bit) and the evaluation results (``metrics.json``) equal the reference run's
 (``identical``).
 
-Usage: python benchmarks/bench_faults.py [--trials 10] [--faults kill_in_save sigterm ...] [--seed 0]
+Usage: python benchmarks/bench_faults.py [--trials 11] [--faults kill_in_save sigterm ...] [--seed 0]
        [--workdir DIR] [--keep]
 Ends with one JSON line: trials, kills, identical, lost_files, by_fault, seconds.
 """
@@ -60,9 +60,9 @@ TRAIN_NET = REPO_ROOT / "tools" / "train_net.py"
 CONFIG = REPO_ROOT / "configs" / "demo" / "DR50_mix_synthetic.yml"
 FAULTS = ("kill_random", "kill_in_step", "kill_in_eval", "kill_in_save", "kill_before_tag", "sigterm", "sigint",
           "disk_full", "corrupt_last", "nan_loss", "broken_image")
-# Calls of each instrumented function in the reference run (9 iterations, the first with 10 basic steps, a meta
+# Calls of each instrumented function in the reference run (9 iterations, the first with 2 basic steps, a meta
 # step every third; 3 evaluations of 2 batches; 3 epochs of checkpoints); the injected fault picks one of them.
-CALLS = {"kill_in_step": 24, "kill_in_eval": 6, "kill_in_save": 8, "kill_before_tag": 8, "disk_full": 8,
+CALLS = {"kill_in_step": 16, "kill_in_eval": 6, "kill_in_save": 8, "kill_before_tag": 8, "disk_full": 8,
          "nan_loss": 9}
 SIGNALS = {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "kill_random": signal.SIGKILL,
            "corrupt_last": signal.SIGKILL}
@@ -72,7 +72,7 @@ TINY_OPTS = ["INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]", "INP
              "DATASETS.SYNTHETIC.MAX_IMAGES", "2", "DATASETS.SYNTHETIC.TEST_IMAGES", "1", "SOLVER.IMS_PER_BATCH", "8",
              "SOLVER.MAX_EPOCH", "3", "SOLVER.CHECKPOINT_PERIOD", "1", "TEST.EVAL_PERIOD", "1", "SOLVER.LOG_PERIOD",
              "1", "TEST.IMS_PER_BATCH", "8", "TEST.ROUTER_ANALYSIS.NUM_IMAGES", "4", "DATALOADER.NUM_WORKERS", "0",
-             "MODEL.COMPILE", "False", "SEED", "0"]
+             "SOLVER.META.FIRST_ITER_BASIC_STEPS", "2", "MODEL.COMPILE", "False", "SEED", "0"]
 
 
 # ------------------------------------------------------------------------------------------------------ child side
