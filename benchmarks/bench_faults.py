@@ -4,7 +4,8 @@ the model of an uninterrupted run, and is no checkpoint ever lost?
 A reference run of a tiny synthetic DR50 mix configuration (``tools/train_net.py`` on
 ``configs/demo/DR50_mix_synthetic.yml`` with 32x16 images, 3 epochs of 3 iterations, 2 basic steps before the first
 meta step, a checkpoint and an evaluation every epoch, fixed SEED) runs uninterrupted. Then every trial runs the
-same command into its own OUTPUT_DIR, meets its fault, and is continued with ``--resume`` until it completes (at most ``--max-restarts`` times). The faults:
+same command into its own OUTPUT_DIR, meets its fault, and is continued with ``--resume`` until it completes (at
+most ``--max-restarts`` times). The faults:
 
 * ``kill_random``: SIGKILL after a random delay (anywhere: setup, a step, an evaluation, a save);
 * ``kill_in_step``: SIGKILL inside a training step (at a random forward/backward pass of the run);
