@@ -24,6 +24,8 @@ import sys
 from typing import Callable, List, Optional, Sequence
 from urllib.parse import urlparse
 
+from mindspore.communication import get_group_size, get_rank, init
+
 __all__ = ["launch", "launched_by_msrun", "build_msrun_command", "WorkerFailure"]
 
 logger = logging.getLogger(__name__)
@@ -91,8 +93,6 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
                          f"num_gpus_per_machine={num_gpus_per_machine}, num_machines={num_machines}")
     world_size = num_machines * num_gpus_per_machine
     if launched_by_msrun():
-        from mindspore.communication import get_group_size, get_rank, init
-
         init()
         if _is_msrun_scheduler():
             return None
