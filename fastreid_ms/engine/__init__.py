@@ -9,5 +9,6 @@ from .train_loop import AMPTrainer, DynamicGradScaler, HookBase, SimpleTrainer, 
 
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer", "DynamicGradScaler", "CallbackHook",
            "IterationTimer", "PeriodicWriter", "PeriodicCheckpointer", "LRScheduler", "EvalHook", "PreciseBN",
-           "TrainingCurves", "Preemption", "TrainingPreempted", "LayerFreeze", "default_argument_parser", "default_setup", "collect_env_info",
-           "run_tool", "INPUT_ERRORS", "launch", "WorkerFailure", "DefaultTrainer", "DefaultPredictor", "MetaLearningTrainer"]
+           "TrainingCurves", "Preemption", "TrainingPreempted", "LayerFreeze", "default_argument_parser",
+           "default_setup", "collect_env_info", "run_tool", "INPUT_ERRORS", "launch", "WorkerFailure",
+           "DefaultTrainer", "DefaultPredictor", "MetaLearningTrainer"]

@@ -24,7 +24,7 @@ import sys
 from typing import Callable, List, Optional, Sequence
 from urllib.parse import urlparse
 
-from mindspore.communication import get_group_size, get_rank, init
+from mindspore import communication
 
 __all__ = ["launch", "launched_by_msrun", "build_msrun_command", "WorkerFailure"]
 
@@ -93,20 +93,20 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
                          f"num_gpus_per_machine={num_gpus_per_machine}, num_machines={num_machines}")
     world_size = num_machines * num_gpus_per_machine
     if launched_by_msrun():
-        init()
+        communication.init()
         if _is_msrun_scheduler():
             return None
-        if get_group_size() != world_size:
-            raise RuntimeError(f"msrun started {get_group_size()} workers but --num-gpus x --num-machines = "
-                               f"{world_size}")
+        if communication.get_group_size() != world_size:
+            raise RuntimeError(f"msrun started {communication.get_group_size()} workers but --num-gpus x "
+                               f"--num-machines = {world_size}")
         try:
             return main_func(*args)
         except RuntimeError as e:
             if not _collective_failed(e):
                 raise
-            raise WorkerFailure(f"process {get_rank()} of {world_size}: a collective operation across the processes "
-                                f"failed (another process died or stalled past the collective timeout); continue "
-                                f"the run with --resume") from e
+            raise WorkerFailure(f"process {communication.get_rank()} of {world_size}: a collective operation across "
+                                f"the processes failed (another process died or stalled past the collective "
+                                f"timeout); continue the run with --resume") from e
     if world_size == 1:
         return main_func(*args)
     cmd = build_msrun_command(sys.argv, num_gpus_per_machine, num_machines, machine_rank, dist_url)

@@ -12,7 +12,7 @@ import yaml
 from fastreid_ms.config import ConfigError, get_cfg
 from fastreid_ms.engine.defaults import (check_train_config, collect_env_info, default_argument_parser, default_setup,
                                          describe_schedule)
-from fastreid_ms.engine.launch import build_msrun_command, launch
+from fastreid_ms.engine.launch import WorkerFailure, build_msrun_command, launch
 
 REPO = Path(__file__).resolve().parents[2]
 launch_module = importlib.import_module("fastreid_ms.engine.launch")  # the package exports launch() itself
@@ -83,12 +83,13 @@ def test_launch_in_msrun_scheduler_process_serves_cluster_and_never_runs_main(mo
     assert calls == ["init"]
 
 
-def test_launch_several_processes_reexecutes_under_msrun(monkeypatch):
+def test_launch_several_processes_reexecutes_under_msrun(monkeypatch, tmp_path):
     monkeypatch.delenv("MS_WORKER_NUM", raising=False)
+    monkeypatch.chdir(tmp_path)
     seen = {}
 
-    def fake_run(cmd, check, env):
-        seen["cmd"], seen["env"] = cmd, env
+    def fake_run(cmd, check, env, stderr):
+        seen["cmd"], seen["env"], seen["stderr"] = cmd, env, stderr.name
         return subprocess.CompletedProcess(cmd, seen.get("rc", 0))
 
     monkeypatch.setattr(launch_module.subprocess, "run", fake_run)
@@ -98,8 +99,10 @@ def test_launch_several_processes_reexecutes_under_msrun(monkeypatch):
                            "--master_port=9000", "--log_dir=msrun_log", "--join=True", "tools/train_net.py",
                            "--num-gpus", "2", "SOLVER.BASE_LR", "0.1"]
     assert seen["env"]["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert seen["stderr"] == str(tmp_path / "msrun_log" / "msrun.log")
     seen["rc"] = 1
-    with pytest.raises(RuntimeError, match="msrun exited with code 1"):
+    with pytest.raises(WorkerFailure, match=r"a worker process failed and msrun stopped the others \(msrun exit code "
+                                            r"1\); the workers' output is in .*/msrun_log/worker_<rank>.log"):
         launch(lambda: None, 2)
 
 
