@@ -13,8 +13,9 @@ Equivalent manual launch::
 
 When a worker dies (killed, out of memory, an error), no process waits forever: on one machine msrun sees the exit
 within a second and kills the other workers, and ``launch`` raises :class:`WorkerFailure`; a worker that msrun does
-not stop (a worker on another machine) fails at its next collective once MindSpore's collective timeout (30 s on
-CPU) passes, which ``launch`` turns into :class:`WorkerFailure` naming the process. Only rank 0 writes checkpoints,
+not stop (a worker on another machine) ends about 30 s later: its next collective fails once MindSpore's
+collective timeout passes, which ``launch`` turns into :class:`WorkerFailure` naming the process, or MindSpore's
+cluster heartbeat notices the lost process first and sends it SIGTERM. Only rank 0 writes checkpoints,
 atomically, so ``--resume`` of the same command continues from the last complete checkpoint on every process.
 """
 import logging

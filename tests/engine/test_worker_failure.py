@@ -1,7 +1,8 @@
 """A data-parallel job whose worker dies does not hang: under ``launch`` (msrun joining its workers) the command
-ends with exit code 1 and one line naming the logs and ``--resume``; a worker that nobody stops (msrun without
-join, as on another machine) fails at its next collective after MindSpore's collective timeout with one line naming
-its rank. The job is ``collective_worker.py`` (two processes, an all-reduce per step, rank 1 SIGKILLs itself)."""
+ends with exit code 1 and one line naming the logs and ``--resume``; a worker that msrun does not stop (msrun
+without join, as on another machine) ends about 30 s later: its next collective fails after MindSpore's collective
+timeout (one line naming its rank), or MindSpore's cluster heartbeat stops it first. The job is
+``collective_worker.py`` (two processes, an all-reduce per step, rank 1 SIGKILLs itself)."""
 import os
 import socket
 import subprocess
@@ -41,7 +42,9 @@ def test_launch_ends_with_one_line_when_a_worker_is_killed(tmp_path):
     assert elapsed < 150
 
 
-def test_a_worker_left_alone_fails_at_its_next_collective(tmp_path):
+def test_a_worker_left_alone_ends_within_the_collective_timeout(tmp_path):
+    """Whichever comes first ends it, about 30 s after the other worker died: its next collective fails (one line
+    naming its rank) or MindSpore's cluster heartbeat notices the lost process and stops it with SIGTERM."""
     port = _free_port()
     msrun = [os.path.join(os.path.dirname(sys.executable), "msrun"), "--worker_num=2", "--local_worker_num=2",
              "--master_addr=127.0.0.1", f"--master_port={port}", "--log_dir=msrun_log", "--join=False"]
@@ -49,11 +52,16 @@ def test_a_worker_left_alone_fails_at_its_next_collective(tmp_path):
     subprocess.run(msrun + [str(WORKER), "--dist-url", f"tcp://127.0.0.1:{port}"], cwd=tmp_path, env=_env(),
                    capture_output=True, check=True, timeout=120)
     log = tmp_path / "msrun_log" / "worker_0.log"
-    expected = ("collective_worker.py: error: process 0 of 2: a collective operation across the processes failed "
-                "(another process died or stalled past the collective timeout); continue the run with --resume")
-    while time.monotonic() - start < 240 and not (log.is_file() and expected in log.read_text()):
+    endings = ("collective_worker.py: error: process 0 of 2: a collective operation across the processes failed "
+               "(another process died or stalled past the collective timeout); continue the run with --resume",
+               "Kill this process with SIGTERM.")
+
+    def ended():
+        return log.is_file() and any(ending in log.read_text() for ending in endings)
+
+    while time.monotonic() - start < 240 and not ended():
         time.sleep(1)
     lines = log.read_text().splitlines()
-    assert expected in lines, lines[-20:]
+    assert ended(), lines[-20:]
     assert "rank 0 step 3 sum 2" in lines and "rank 0 step 4 sum 2" not in lines
     assert not any(line.startswith("Traceback") for line in lines)
