@@ -145,8 +145,8 @@ class MGN(nn.Cell):
         _check_resnet(resnet, cfg)
         bn_norm = cfg.MODEL.BACKBONE.NORM
         stem = NormSequential([resnet.conv1, resnet.bn1, _ReLU(), _MaxPoolCeil(),
-                                 NormSequential(resnet.layer1.cell_list), NormSequential(resnet.layer2.cell_list),
-                                 resnet.layer3.cell_list[0]])
+                               NormSequential(resnet.layer1.cell_list), NormSequential(resnet.layer2.cell_list),
+                               resnet.layer3.cell_list[0]])
         res_conv4 = NormSequential(resnet.layer3.cell_list[1:])
         res_g_conv5 = NormSequential(resnet.layer4.cell_list)
         res_p_conv5 = _part_layer4(resnet.layer4, bn_norm, cfg.MODEL.BACKBONE.WITH_SE)
