@@ -34,6 +34,7 @@ Usage: python benchmarks/bench_faults.py [--trials 11] [--faults kill_in_save si
 Ends with one JSON line: trials, kills, identical, lost_files, by_fault, seconds.
 """
 import argparse
+import atexit
 import collections
 import errno
 import json
@@ -63,10 +64,11 @@ TRAIN_NET = REPO_ROOT / "tools" / "train_net.py"
 CONFIG = REPO_ROOT / "configs" / "demo" / "DR50_mix_synthetic.yml"
 FAULTS = ("kill_random", "kill_in_step", "kill_in_eval", "kill_in_save", "kill_before_tag", "sigterm", "sigint",
           "disk_full", "corrupt_last", "nan_loss", "broken_image")
-# Calls of each instrumented function in the reference run (9 iterations, the first with 2 basic steps, a meta
-# step every third; 3 evaluations of 2 batches; 3 epochs of checkpoints); the injected fault picks one of them.
-CALLS = {"kill_in_step": 16, "kill_in_eval": 6, "kill_in_save": 8, "kill_before_tag": 8, "disk_full": 8,
-         "nan_loss": 9}
+# The function each instrumented fault counts the calls of: the reference run counts them, and the fault strikes
+# at one of those calls, picked at random.
+INSTRUMENTED = {"kill_in_step": (passes.TrainPass, "__call__"), "kill_in_eval": (passes.EvalPass, "__call__"),
+                "kill_in_save": (mindspore, "save_checkpoint"), "kill_before_tag": (Checkpointer, "tag_last_checkpoint"),
+                "disk_full": (mindspore, "save_checkpoint"), "nan_loss": (DefaultTrainer, "run_step")}
 SIGNALS = {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "kill_random": signal.SIGKILL,
            "corrupt_last": signal.SIGKILL}
 TINY_OPTS = ["DATASETS.SYNTHETIC.IMAGE_SIZE", "[64, 32]", "DATASETS.SYNTHETIC.TRAIN_IDS", "4",
@@ -79,7 +81,8 @@ TINY_OPTS = ["DATASETS.SYNTHETIC.IMAGE_SIZE", "[64, 32]", "DATASETS.SYNTHETIC.TR
 
 # ------------------------------------------------------------------------------------------------------ child side
 def _count_calls(owner, name, n, action):
-    """Replace ``owner.name`` so that its ``n``-th call (1-based) runs ``action(original, args, kwargs)``."""
+    """Replace ``owner.name`` so that its ``n``-th call (1-based) runs ``action(original, args, kwargs)``; returns
+    the one-element list that holds the number of calls so far."""
     original = getattr(owner, name)
     calls = [0]
 
@@ -90,6 +93,18 @@ def _count_calls(owner, name, n, action):
         return original(*args, **kwargs)
 
     setattr(owner, name, wrapper)
+    return calls
+
+
+def _record_calls(counts_file: str) -> None:
+    """Count the calls of every instrumented function; write ``{fault: calls}`` to ``counts_file`` at exit."""
+    counters = {}
+    for fault, (owner, name) in INSTRUMENTED.items():
+        key = (id(owner), name)
+        if key not in counters:
+            counters[key] = _count_calls(owner, name, 0, None)
+    atexit.register(lambda: Path(counts_file).write_text(json.dumps(
+        {fault: counters[(id(owner), name)][0] for fault, (owner, name) in INSTRUMENTED.items()})))
 
 
 def _sigkill(*_):
@@ -100,36 +115,37 @@ def _sigkill(*_):
 
 def _install_fault(fault: str, n: int) -> None:
     """Instrument the library in this (child) process for ``fault`` at the ``n``-th occasion."""
-    if fault == "kill_in_step":
-        _count_calls(passes.TrainPass, "__call__", n, lambda original, args, kwargs: _sigkill())
-    elif fault == "kill_in_eval":
-        _count_calls(passes.EvalPass, "__call__", n, lambda original, args, kwargs: _sigkill())
+    if fault in ("kill_in_step", "kill_in_eval", "kill_before_tag"):
+        def action(original, args, kwargs):
+            _sigkill()
     elif fault == "kill_in_save":
-        def partial_then_kill(original, args, kwargs):
+        def action(original, args, kwargs):
             tensors, path = args[0], args[1]
             original(tensors[: max(1, len(tensors) // 2)], path, **kwargs)
             _sigkill()
-        _count_calls(mindspore, "save_checkpoint", n, partial_then_kill)
-    elif fault == "kill_before_tag":
-        _count_calls(Checkpointer, "tag_last_checkpoint", n, lambda original, args, kwargs: _sigkill())
     elif fault == "disk_full":
-        def no_space(original, args, kwargs):
+        def action(original, args, kwargs):
             with open(args[1], "wb") as f:
                 f.write(b"\0" * 1024)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), args[1])
-        _count_calls(mindspore, "save_checkpoint", n, no_space)
     elif fault == "nan_loss":
-        def poison(original, args, kwargs):
+        def action(original, args, kwargs):
             trainer = args[0]
             weight = trainer.model.heads.weight1.weight
             assign_values([weight], [np.full(weight.shape, np.nan, np.float32)])
             return original(*args, **kwargs)
-        _count_calls(DefaultTrainer, "run_step", n, poison)
+    else:
+        return
+    owner, name = INSTRUMENTED[fault]
+    _count_calls(owner, name, n, action)
 
 
 def child_main(spec: str, argv) -> None:
     fault = json.loads(spec)
-    _install_fault(fault["fault"], int(fault["n"]))
+    if fault["fault"] == "count":
+        _record_calls(fault["counts_file"])
+    else:
+        _install_fault(fault["fault"], int(fault["n"]))
     sys.argv = [str(TRAIN_NET)] + list(argv)
     runpy.run_path(str(TRAIN_NET), run_name="__main__")
 
@@ -137,7 +153,7 @@ def child_main(spec: str, argv) -> None:
 # ----------------------------------------------------------------------------------------------------- parent side
 def _command(output_dir: Path, data_root: Path, resume: bool, fault=None):
     cmd = [sys.executable, str(Path(__file__).resolve())]
-    cmd += ["--child", json.dumps(fault)] if fault else ["--child", json.dumps({"fault": "none", "n": 0})]
+    cmd += ["--child", json.dumps(fault or {"fault": "none", "n": 0})]
     cmd += ["--", "--config-file", str(CONFIG)] + (["--resume"] if resume else [])
     return cmd + TINY_OPTS + ["DATASETS.ROOT", str(data_root), "OUTPUT_DIR", str(output_dir)]
 
@@ -214,8 +230,9 @@ def _damage(path: Path) -> None:
 
 
 def run_trial(fault: str, rng: random.Random, data_root: Path, output_dir: Path, reference_s: float,
-              max_restarts: int):
-    """Run one trial; returns (kills, lost_files, completed, notes)."""
+              calls: dict, max_restarts: int):
+    """Run one trial (``calls``: the reference run's calls of each instrumented function); returns (kills,
+    lost_files, completed, notes)."""
     kills, lost, notes = 0, 0, []
     broken = None
     if fault == "broken_image":
@@ -223,7 +240,7 @@ def run_trial(fault: str, rng: random.Random, data_root: Path, output_dir: Path,
         broken = images[rng.randrange(len(images))]
         original = broken.read_bytes()
         broken.write_bytes(original[: len(original) // 3])
-    child = {"fault": fault, "n": rng.randint(1, CALLS[fault])} if fault in CALLS else None
+    child = {"fault": fault, "n": rng.randint(1, calls[fault])} if fault in INSTRUMENTED else None
     signum = SIGNALS.get(fault)
     signalled_runs = 2 if fault in ("sigterm", "sigint") else 1
     resume = False
@@ -252,14 +269,17 @@ def parent_main(args) -> None:
     data_root = workdir / "data"
     start = time.time()
     t0 = time.time()
-    code, err = _run(_command(workdir / "reference", data_root, False))
+    counts_file = workdir / "reference_calls.json"
+    code, err = _run(_command(workdir / "reference", data_root, False,
+                              {"fault": "count", "counts_file": str(counts_file)}))
     reference_s = time.time() - t0
     if code != 0:
         sys.exit(f"the reference run failed (exit {code}): {err[-2000:]}")
+    calls = json.loads(counts_file.read_text())
     reference = (_step_losses(workdir / "reference"), _weights(workdir / "reference"),
                  _eval_results(workdir / "reference"))
     print(f"reference run: {reference_s:.0f} s, {len(reference[0])} step records, "
-          f"{len(reference[2])} evaluations", flush=True)
+          f"{len(reference[2])} evaluations, calls of the instrumented functions {calls}", flush=True)
     faults = list(args.faults or FAULTS)
     by_fault = collections.OrderedDict((f, {"trials": 0, "kills": 0, "identical": 0, "lost_files": 0})
                                        for f in faults)
@@ -267,7 +287,8 @@ def parent_main(args) -> None:
         fault = faults[trial % len(faults)]
         output_dir = workdir / f"trial{trial:02d}_{fault}"
         shutil.rmtree(output_dir, ignore_errors=True)
-        kills, lost, completed, notes = run_trial(fault, rng, data_root, output_dir, reference_s, args.max_restarts)
+        kills, lost, completed, notes = run_trial(fault, rng, data_root, output_dir, reference_s, calls,
+                                                  args.max_restarts)
         same = completed and _step_losses(output_dir) == reference[0] and \
             _same_weights(_weights(output_dir), reference[1]) and _eval_results(output_dir) == reference[2]
         stats = by_fault[fault]
