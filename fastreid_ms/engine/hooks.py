@@ -186,7 +186,11 @@ class Preemption(HookBase):
     SIGINT interrupts at once (``KeyboardInterrupt``). With several processes the stop is agreed on after every
     step (a one-number all-reduce), so all stop at the same iteration; only the main process writes. The previous
     handlers are restored after training. ``checkpointer`` is the trainer's Checkpointer; ``periodic`` (main
-    process) supplies the best metric to keep in the file."""
+    process) supplies the best metric to keep in the file.
+
+    MindSpore installs its own SIGINT handler, which delivers SIGTERM instead, whenever it compiles a graph (the
+    first step, the first meta step, the first evaluation), so the handlers are installed again before and after
+    every step; a SIGINT that arrives during the step that compiles counts as SIGTERM."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -207,6 +211,13 @@ class Preemption(HookBase):
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
+    def _reinstall(self):
+        for s in self._previous:
+            signal.signal(s, self._handle)
+
+    def before_step(self):
+        self._reinstall()
+
     def after_train(self):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
@@ -218,6 +229,7 @@ class Preemption(HookBase):
         return self.signum
 
     def after_step(self):
+        self._reinstall()
         if (self.trainer.iter + 1) % self.trainer.iters_per_epoch and self._requested():
             self._stop(self.trainer.iter + 1)
 

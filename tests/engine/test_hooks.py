@@ -2,6 +2,7 @@
 import os
 import signal
 
+import mindspore
 import numpy as np
 import pytest
 from mindspore import Tensor, nn
@@ -286,6 +287,24 @@ def test_preemption_finishes_the_step_then_stops_with_a_checkpoint_and_restores_
     resumed = _Trainer()
     resumed.train(0, 4, 3, start_iter=4)
     assert resumed.seen[0] == (1, 4) and resumed.seen[-1] == (3, 11)
+
+
+def _add_one(x):
+    return x + 1
+
+
+def test_preemption_reports_sigint_after_mindspore_compiled_a_graph():
+    """Compiling a graph installs MindSpore's SIGINT handler (which delivers SIGTERM); the hook takes SIGINT back
+    before the next step."""
+    def compile_at_1(t):
+        if t.iter == 1:
+            mindspore.jit(_add_one)(Tensor(np.ones(1, np.float32)))
+
+    ckpt, trainer = _SavingCheckpointer(), _Trainer()
+    trainer.register_hooks([CallbackHook(after_step=compile_at_1), _signal_at(3, signal.SIGINT), Preemption(ckpt)])
+    with pytest.raises(TrainingPreempted) as stopped:
+        trainer.train(0, 4, 3)
+    assert (stopped.value.signum, stopped.value.exit_code, stopped.value.iteration) == (signal.SIGINT, 130, 4)
 
 
 def test_preemption_at_an_epoch_end_lets_the_epoch_end_run_first():
