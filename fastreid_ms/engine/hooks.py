@@ -188,9 +188,10 @@ class Preemption(HookBase):
     handlers are restored after training. ``checkpointer`` is the trainer's Checkpointer; ``periodic`` (main
     process) supplies the best metric to keep in the file.
 
-    MindSpore installs its own SIGINT handler, which delivers SIGTERM instead, whenever it compiles a graph (the
-    first step, the first meta step, the first evaluation), so the handlers are installed again before and after
-    every step; a SIGINT that arrives during the step that compiles counts as SIGTERM."""
+    MindSpore installs its own SIGINT handler, which sends the process SIGTERM, whenever it runs a compiled graph;
+    the handlers are installed again before and after every step, so a SIGINT between graphs (data loading, hooks)
+    is a SIGINT, and one that arrives while a graph runs counts as SIGTERM: the same clean stop, exit code 143, and
+    no immediate interrupt on a second Ctrl-C."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
