@@ -15,7 +15,8 @@ most ``--max-restarts`` times). The faults:
 * ``kill_in_save``: SIGKILL while a checkpoint file is being written (part of it on disk);
 * ``kill_before_tag``: SIGKILL after a checkpoint file is complete and before ``last_checkpoint`` names it;
 * ``sigterm`` / ``sigint``: preemption at a random moment, in the first run and again in the first resumed run
-  (expected: exit code 143 / 130 and a checkpoint of the exact iteration; during setup the default action kills);
+  (expected: exit code 143 / 130 and a checkpoint of the exact iteration; during setup the default action kills;
+  a SIGINT while a compiled graph runs reaches the trainer as SIGTERM, MindSpore's own handler);
 * ``disk_full``: a checkpoint write fails with ENOSPC (expected: exit code 2, one line naming the file);
 * ``corrupt_last``: SIGKILL at a random moment, then the file ``last_checkpoint`` names is damaged (expected: the
   resume falls back to the newest intact checkpoint, or starts over when there is none);

@@ -293,9 +293,9 @@ def _add_one(x):
     return x + 1
 
 
-def test_preemption_reports_sigint_after_mindspore_compiled_a_graph():
-    """Compiling a graph installs MindSpore's SIGINT handler (which delivers SIGTERM); the hook takes SIGINT back
-    before the next step."""
+def test_preemption_reports_sigint_after_mindspore_ran_a_graph():
+    """Running a compiled graph installs MindSpore's SIGINT handler (which sends SIGTERM); the hook takes SIGINT
+    back after the step."""
     def compile_at_1(t):
         if t.iter == 1:
             mindspore.jit(_add_one)(Tensor(np.ones(1, np.float32)))
