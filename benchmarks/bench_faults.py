@@ -68,7 +68,8 @@ FAULTS = ("kill_random", "kill_in_step", "kill_in_eval", "kill_in_save", "kill_b
 # The function each instrumented fault counts the calls of: the reference run counts them, and the fault strikes
 # at one of those calls, picked at random.
 INSTRUMENTED = {"kill_in_step": (passes.TrainPass, "__call__"), "kill_in_eval": (passes.EvalPass, "__call__"),
-                "kill_in_save": (mindspore, "save_checkpoint"), "kill_before_tag": (Checkpointer, "tag_last_checkpoint"),
+                "kill_in_save": (mindspore, "save_checkpoint"),
+                "kill_before_tag": (Checkpointer, "tag_last_checkpoint"),
                 "disk_full": (mindspore, "save_checkpoint"), "nan_loss": (DefaultTrainer, "run_step")}
 SIGNALS = {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "kill_random": signal.SIGKILL,
            "corrupt_last": signal.SIGKILL}

@@ -182,8 +182,8 @@ class Preemption(HookBase):
     """Stop cleanly on SIGTERM / SIGINT (cluster preemption, Ctrl-C): the step running when the signal arrives is
     finished (at the last step of an epoch: the epoch's evaluation and checkpoints too), then ``model_preempted``
     is saved with everything ``--resume`` needs to continue at the next iteration exactly, and
-    :class:`~.train_loop.TrainingPreempted` (as ``trainer.stop_request``, after the other hooks) ends the run (the tools exit with code 128 + signal number). A second
-    SIGINT interrupts at once (``KeyboardInterrupt``). With several processes the stop is agreed on after every
+    :class:`~.train_loop.TrainingPreempted` (as ``trainer.stop_request``, after the other hooks) ends the run
+    (the tools exit with code 128 + signal number). A second SIGINT interrupts at once (``KeyboardInterrupt``). With several processes the stop is agreed on after every
     step (a one-number all-reduce), so all stop at the same iteration; only the main process writes. The previous
     handlers are restored after training. ``checkpointer`` is the trainer's Checkpointer; ``periodic`` (main
     process) supplies the best metric to keep in the file.
